@@ -1,0 +1,73 @@
+"""medcam: localization-aware medical image classification.
+
+Build any classifier, segmenter, attribution method or loss by name or spec,
+see where the model looked, and measure how well that matches the lesion.
+
+    import medcam
+    model = medcam.build_model({"backbone": "resnet18", "num_classes": 3})
+    medcam.save(model, "model.pt", note="first try")
+    model = medcam.load("model.pt")
+
+Attributes are imported lazily, so ``import medcam`` (and ``medcam list``)
+stays fast and never imports torch or plugin code until it is needed.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "build_model": "medcam.build",
+    "build_backbone": "medcam.build",
+    "build_head": "medcam.build",
+    "build_segmenter": "medcam.build",
+    "build_loss": "medcam.build",
+    "build_attribution": "medcam.build",
+    "save": "medcam.checkpoint",
+    "load": "medcam.checkpoint",
+    "read_checkpoint": "medcam.checkpoint",
+    "MedcamModel": "medcam.model",
+    "MedcamSegmenter": "medcam.model",
+    "ModelOutput": "medcam.model",
+    "FeatureInfo": "medcam.features",
+    "FeatureLevel": "medcam.features",
+    "resolve_model_spec": "medcam.spec",
+    "resolve_segmenter_spec": "medcam.spec",
+    "explain": "medcam.attribution",
+    "registry": "medcam.registry",
+    "errors": "medcam.errors",
+}
+
+__all__ = sorted(_LAZY) + ["list_names", "info", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__.endswith("." + name) else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'medcam' has no attribute '{name}'")
+
+
+def list_names(kind: str, pattern: str = "*") -> list[str]:
+    """Registered names of one kind (``"backbones"``, ``"models"``, ...) matching a glob."""
+    from .registry import get_registry
+
+    return get_registry(kind).list(pattern)
+
+
+def info(name: str, kind: str | None = None) -> dict[str, Any]:
+    """Metadata of a registered name (searched in every registry unless ``kind`` is given)."""
+    from .errors import UnknownNameError
+    from .registry import REGISTRIES, did_you_mean, get_registry
+
+    if kind is not None:
+        return get_registry(kind).info(name)
+    for registry in REGISTRIES.values():
+        if name in registry:
+            return registry.info(name)
+    every = [n for r in REGISTRIES.values() for n in r.list()]
+    raise UnknownNameError(f"unknown name '{name}'{did_you_mean(name, every)} (medcam list)")

@@ -1,0 +1,193 @@
+"""Checkpoints: spec + weights + metadata in one file, loadable without code.
+
+The file is a PyTorch zip archive holding only tensors and plain containers::
+
+    {"format": "medcam.checkpoint", "format_version": 1,
+     "kind": "model" | "segmenter",
+     "spec": "<resolved spec as JSON>", "metadata": "<user metadata as JSON>",
+     "state_dict": {name: tensor}, "training_state": {...} | None,
+     "sha256": "<digest of everything above>"}
+
+Loading uses ``torch.load(weights_only=True)``, which refuses to unpickle
+arbitrary Python objects; the digest detects files altered after saving.
+Writes go to a temporary file that is renamed into place, so a crash never
+leaves a half-written checkpoint under the final name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .errors import CheckpointError
+
+__all__ = ["save", "load", "read_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "medcam.checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """The verified content of a checkpoint file (see :func:`read_checkpoint`)."""
+
+    kind: str
+    spec: dict[str, Any]
+    state_dict: dict[str, Tensor]
+    metadata: dict[str, Any]
+    training_state: Any
+    path: str
+
+
+def _digest(obj: Any, h: "hashlib._Hash") -> None:
+    if isinstance(obj, Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for key in sorted(obj, key=str):
+            h.update(repr(key).encode())
+            _digest(obj[key], h)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for item in obj:
+            _digest(item, h)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
+
+
+def _checksum(payload: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    _digest({k: v for k, v in payload.items() if k != "sha256"}, h)
+    return h.hexdigest()
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except TypeError as err:
+        raise CheckpointError(f"{what} must be JSON-serializable (numbers, strings, lists, dicts): {err}") from err
+
+
+def save(model: nn.Module, path: str | os.PathLike[str], *, training_state: Any = None, **metadata: Any) -> Path:
+    """Write ``model`` (a built medcam model or segmenter) with its spec to ``path``.
+
+    Args:
+        model: a :class:`~medcam.model.MedcamModel` or :class:`~medcam.model.MedcamSegmenter`.
+        path: destination file; parent folders are created.
+        training_state: optional tensors/containers for resuming (optimizer,
+            scheduler, epoch, RNG states). Only tensors, numbers, strings,
+            lists and dicts: anything else would make the file unloadable safely.
+        **metadata: JSON-serializable facts to keep (metrics, data set, notes).
+
+    Returns:
+        The path written.
+    """
+    from .model import MedcamModel, MedcamSegmenter
+
+    if isinstance(model, MedcamModel):
+        kind = "model"
+    elif isinstance(model, MedcamSegmenter):
+        kind = "segmenter"
+    else:
+        raise CheckpointError(f"medcam.save expects a model built by medcam.build_model or build_segmenter, "
+                              f"got {type(model).__name__}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "spec": _to_json(model.spec, "the model spec"),
+        "metadata": _to_json(metadata, "checkpoint metadata"),
+        "state_dict": state,
+        "training_state": training_state,
+    }
+    payload["sha256"] = _checksum(payload)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read and verify a checkpoint without building the model.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: not a medcam checkpoint, truncated or corrupt, altered
+            after saving, or holding Python objects other than tensors and plain
+            containers (a possibly malicious pickle).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint '{p}' does not exist")
+    if not zipfile.is_zipfile(p):
+        raise CheckpointError(f"'{p}' is not a medcam checkpoint: not a PyTorch zip archive "
+                              f"(truncated, or a different file format)")
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"refusing to load '{p}': it contains Python objects other than tensors and plain "
+                              f"containers, which could run arbitrary code (possibly a malicious pickle): {err}") from err
+    except Exception as err:  # zip/stream errors from a truncated or corrupt archive
+        raise CheckpointError(f"'{p}' is corrupt or truncated and cannot be read: {type(err).__name__}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"'{p}' is a PyTorch file but not a medcam checkpoint (no '{FORMAT}' marker); "
+                              f"for a plain state dict, build the model and use load_state_dict")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"'{p}' has checkpoint format {payload.get('format_version')}; this medcam reads "
+                              f"up to {FORMAT_VERSION}: upgrade medcam")
+    stored = payload.get("sha256")
+    if stored != _checksum(payload):
+        raise CheckpointError(f"'{p}' failed its integrity check: its content changed after it was saved "
+                              f"(tampered or corrupt)")
+    try:
+        spec = json.loads(payload["spec"])
+        metadata = json.loads(payload["metadata"])
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"'{p}': spec or metadata is unreadable: {err}") from err
+    return Checkpoint(kind=payload["kind"], spec=spec, state_dict=payload["state_dict"], metadata=metadata,
+                      training_state=payload.get("training_state"), path=str(p))
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored at ``path`` from its spec and load its weights.
+
+    Returns the model in eval mode, with ``checkpoint_metadata`` (the saved
+    metadata dict) attached. No code is needed besides the installed plugins
+    that provide the spec's names.
+    """
+    from .build import build_model, build_segmenter
+
+    ckpt = read_checkpoint(path, map_location=map_location)
+    builder = build_model if ckpt.kind == "model" else build_segmenter
+    model = builder(ckpt.spec)
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"'{path}': weights do not fit the architecture its spec builds "
+                              f"(was a plugin changed since saving?): {err}") from err
+    model.checkpoint_metadata = ckpt.metadata
+    return model.to(map_location).eval()

@@ -1,0 +1,76 @@
+"""The loss protocol and the weighted sum of the spec's ``loss`` list.
+
+Every registered loss factory returns an ``nn.Module`` called as::
+
+    loss(output, batch, model) -> Tensor (scalar)
+
+* ``output``: the :class:`~medcam.model.ModelOutput` of ``model(batch["image"], batch["label"])``.
+* ``batch``: a mapping with at least ``"image"`` ``(B, C, H, W)`` in [0, 1] and
+  ``"label"`` (``(B,)`` int64 class indices, or ``(B, K)`` float multi-hot for
+  multi-label models); optionally ``"mask"`` ``(B, H, W)``, ``"boxes"`` (a list
+  of ``(N_i, 4)`` float boxes, x0 y0 x1 y1 in input pixels) and ``"epoch"``.
+* ``model``: the :class:`~medcam.model.MedcamModel` (losses that re-run parts
+  of it, such as attention or foreground-control terms, use it).
+
+A loss may also return a mapping of named scalar terms; their sum is its
+value and each term is logged as ``<loss name>.<term>``.
+
+A loss module that needs the training set's class counts (``"balanced"``
+class weights) defines ``set_class_counts(counts: list[int])``; the trainer
+calls it once before training.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CompositeLoss"]
+
+
+class CompositeLoss(nn.Module):
+    """Weighted sum ``sum_i w_i * L_i`` of named losses, with every term reported.
+
+    Args:
+        terms: ``(name, weight, module)`` triples; names repeat get a ``#2`` suffix.
+    """
+
+    def __init__(self, terms: Sequence[tuple[str, float, nn.Module]]):
+        super().__init__()
+        if not terms:
+            raise ValueError("CompositeLoss needs at least one loss")
+        names: list[str] = []
+        for name, _, _ in terms:
+            unique, k = name, 2
+            while unique in names:
+                unique, k = f"{name}#{k}", k + 1
+            names.append(unique)
+        self.names = names
+        self.weights = [float(w) for _, w, _ in terms]
+        self.parts = nn.ModuleList([m for _, _, m in terms])
+
+    def set_class_counts(self, counts: Sequence[int]) -> None:
+        """Pass the training set's per-class counts to every loss that wants them."""
+        for part in self.parts:
+            if hasattr(part, "set_class_counts"):
+                part.set_class_counts(list(counts))
+
+    def forward(self, output: Any, batch: Mapping[str, Any], model: nn.Module) -> tuple[Tensor, dict[str, float]]:
+        """Return ``(total, components)``: the weighted scalar and each term's detached value."""
+        total: Tensor | None = None
+        logs: dict[str, float] = {}
+        for name, weight, part in zip(self.names, self.weights, self.parts):
+            value = part(output, batch, model)
+            if isinstance(value, Mapping):
+                for term, v in value.items():
+                    logs[f"{name}.{term}"] = float(v.detach())
+                value = torch.stack([v for v in value.values()]).sum()
+            if value.dim() != 0:
+                raise ValueError(f"loss '{name}' returned shape {tuple(value.shape)}, expected a scalar")
+            logs[name] = float(value.detach())
+            contribution = weight * value
+            total = contribution if total is None else total + contribution
+        assert total is not None
+        logs["total"] = float(total.detach())
+        return total, logs

@@ -1,0 +1,400 @@
+"""Specs: a name, a dict or a YAML/JSON file -> a validated, fully resolved dict.
+
+A *part spec* names one registered factory and its parameters::
+
+    {"name": "resnet50", "pretrained": False}      # or just "resnet50"
+
+A *model spec* assembles parts (every key is documented in :data:`MODEL_KEYS`)::
+
+    {"name": "vmamba_wsol",                        # optional preset to start from
+     "backbone": {"name": "vmamba_tiny", "pretrained": False},
+     "head": {"name": "fpm"},
+     "num_classes": 3,
+     "loss": [{"name": "ce"}, {"name": "foreground_control", "weight": 0.1}],
+     "attribution": {"name": "fpm"}}
+
+Resolution is two-staged: the structure first (known keys, types), then each
+part's parameters against its factory's signature. Every error names the spec
+path and, for a typo, the close matches::
+
+    backbone.pretrianed: unknown parameter; did you mean 'pretrained'?
+
+The resolved spec has every default filled in, so it can be saved, printed,
+diffed and rebuilt: ``build_model(model.spec)`` gives the same architecture.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import PluginError, SpecError, UnknownNameError
+from .registry import Registry, did_you_mean, get_registry, models, normalize_name
+
+__all__ = [
+    "MODEL_KEYS",
+    "SEGMENTER_KEYS",
+    "PREPROCESS_DEFAULTS",
+    "load_spec",
+    "deep_merge",
+    "resolve_part",
+    "resolve_model_spec",
+    "resolve_segmenter_spec",
+    "resolve_preprocess",
+    "dump_spec",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Top-level keys of a model spec and what they mean.
+MODEL_KEYS: dict[str, str] = {
+    "name": "preset to start from (medcam list models); the other keys deep-merge over it",
+    "backbone": "part spec of the backbone (medcam list backbones)",
+    "head": "part spec of the head (default: 'linear')",
+    "num_classes": "number of output classes K (logits are (B, K))",
+    "in_chans": "image channels: 1 (greyscale) or 3 (default 3)",
+    "multilabel": "true: one sigmoid per class (ChestX-ray14 style); false: softmax (default)",
+    "class_names": "optional list of K class names, used in reports and the CLI",
+    "loss": "list of loss part specs, each with an optional combination 'weight' (default [{'name': 'ce'}])",
+    "attribution": "default attribution method part spec, or null (methods: medcam list attributions)",
+    "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
+}
+
+#: Top-level keys of a segmenter spec.
+SEGMENTER_KEYS: dict[str, str] = {
+    "segmenter": "part spec of the segmenter (medcam list segmenters)",
+    "in_chans": "image channels: 1 or 3 (default 3)",
+    "num_classes": "mask channels (default 1: binary foreground)",
+    "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
+}
+
+#: Preprocessing keys, their defaults and meaning. ``mean``/``std`` default to
+#: ImageNet statistics (averaged over RGB for 1-channel input).
+PREPROCESS_DEFAULTS: dict[str, Any] = {
+    "size": [224, 224],          # [H, W] the model sees (an int means square)
+    "resize": "square",          # square | pad (keep aspect, pad) | none
+    "mean": None,                # per-channel mean, applied inside the model
+    "std": None,                 # per-channel std, applied inside the model
+    "rolling_ball_radius": None,  # background subtraction radius in pixels (dental radiographs), or null
+}
+RESIZE_MODES = ("square", "pad", "none")
+
+
+# ---------------------------------------------------------------------- loading
+def load_spec(source: Any) -> dict[str, Any]:
+    """Read a spec: a mapping (copied), a YAML/JSON file path, or a bare name.
+
+    A string that names an existing file, or ends in ``.yaml``/``.yml``/``.json``,
+    is read as a file; any other string is a preset name, ``{"name": source}``.
+    """
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        path = Path(text)
+        is_file_name = path.suffix.lower() in (".yaml", ".yml", ".json")
+        if path.is_file() or is_file_name:
+            if not path.is_file():
+                raise FileNotFoundError(f"spec file '{text}' does not exist")
+            return _read_spec_file(path)
+        return {"name": text}
+    raise SpecError(f"a spec must be a name, a mapping or a YAML/JSON path, got {type(source).__name__}")
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    raw = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw)
+        else:
+            import yaml
+
+            data = yaml.safe_load(raw)
+    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
+        raise SpecError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {err}") from err
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{path}: a spec file must hold a mapping at the top level, got {type(data).__name__}")
+    return dict(data)
+
+
+def dump_spec(spec: Mapping[str, Any], fmt: str = "yaml") -> str:
+    """Text of a spec, ``"yaml"`` (key order kept) or ``"json"``."""
+    if fmt == "json":
+        return json.dumps(spec, indent=2)
+    import yaml
+
+    return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=None)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merge recursively, everything else replaces.
+
+    A part whose ``name`` changes is replaced whole (a preset's ResNet
+    parameters make no sense for a VMamba), not merged.
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        old = out.get(key)
+        same_part = not (isinstance(old, Mapping) and isinstance(value, Mapping)
+                         and "name" in value and "name" in old and normalize_name(str(value["name"])) != normalize_name(str(old["name"])))
+        if isinstance(old, Mapping) and isinstance(value, Mapping) and same_part:
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---------------------------------------------------------------------- parts
+def _plain(value: Any, path: str) -> Any:
+    """JSON-compatible copy of ``value`` (tuples -> lists), or a SpecError."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise SpecError(f"{path}: value {value!r} of type {type(value).__name__} cannot be stored in a spec "
+                    f"(use numbers, strings, lists and mappings)")
+
+
+def _check_type(value: Any, default: Any, path: str) -> None:
+    if default is None or value is None or default is inspect.Parameter.empty:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        return
+    if not ok:
+        raise SpecError(f"{path}: expected {type(default).__name__} (default {default!r}), got {value!r}")
+
+
+def _signature(factory: Callable[..., Any], where: str) -> inspect.Signature:
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError) as err:
+        raise PluginError(f"{where}: the registered factory has no inspectable signature: {err}") from err
+
+
+def resolve_part(kind: str | Registry[Any], spec: Any, path: str, *, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Validate one part spec against its factory and fill every default.
+
+    Args:
+        kind: registry kind (``"backbones"``) or the registry itself.
+        spec: a name or a mapping with ``name`` and parameters.
+        path: where this part sits in the enclosing spec, for error messages.
+        extra_keys: keys the enclosing spec owns (e.g. a loss's ``weight``);
+            kept as they are and not passed to the factory.
+
+    Returns:
+        ``{"name": normalized name, **extra keys, **every factory parameter}``
+        without the parameters medcam injects (``registry.injected``).
+    """
+    registry = kind if isinstance(kind, Registry) else get_registry(kind)
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"{path}: expected a {registry.singular} name or a mapping with 'name', got {spec!r}")
+    if "name" not in spec or not isinstance(spec["name"], str):
+        raise SpecError(f"{path}: missing 'name' (the {registry.singular} to build; medcam list {registry.kind})")
+    name = normalize_name(spec["name"])
+    try:
+        factory = registry.get(name)
+    except UnknownNameError as err:
+        raise UnknownNameError(f"{path}.name: {err}") from None
+    signature = _signature(factory, f"{path} ({name})")
+    params = [p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    accepted = {p.name: p for p in params}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for needed in registry.injected:
+        if needed not in accepted and not takes_any:
+            raise PluginError(f"{registry.singular} '{name}' ({registry.entry(name).value}) must accept the "
+                              f"parameter '{needed}', which medcam passes to every {registry.singular}")
+    out: dict[str, Any] = {"name": name}
+    for key in extra_keys:
+        if key in spec:
+            out[key] = _plain(spec[key], f"{path}.{key}")
+    settable = [n for n in accepted if n not in registry.injected]
+    for key, value in spec.items():
+        if key == "name" or key in extra_keys:
+            continue
+        if key in registry.injected:
+            raise SpecError(f"{path}.{key}: set by medcam from the enclosing spec; remove it here")
+        if key not in accepted and not takes_any:
+            raise SpecError(f"{path}.{key}: unknown parameter{did_you_mean(key, settable)}"
+                            f" (parameters of '{name}': {', '.join(settable) or 'none'})")
+    for pname in settable:
+        p = accepted[pname]
+        if pname in spec:
+            value = spec[pname]
+            _check_type(value, p.default, f"{path}.{pname}")
+        elif p.default is inspect.Parameter.empty:
+            raise SpecError(f"{path}.{pname}: missing required parameter of '{name}'")
+        else:
+            value = p.default
+        out[pname] = _plain(value, f"{path}.{pname}")
+    if takes_any:
+        for key, value in spec.items():
+            if key not in out and key != "name":
+                out[key] = _plain(value, f"{path}.{key}")
+    return out
+
+
+def split_part(part: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """``(name, factory kwargs)`` of a resolved part spec."""
+    kwargs = {k: copy.deepcopy(v) for k, v in part.items() if k != "name" and k not in extra_keys}
+    return part["name"], kwargs
+
+
+# ---------------------------------------------------------------------- top level
+def _check_keys(spec: Mapping[str, Any], allowed: Mapping[str, str], where: str) -> None:
+    for key in spec:
+        if key not in allowed:
+            prefix = f"{where}: " if where else ""
+            raise SpecError(f"{prefix}{key}: unknown key{did_you_mean(str(key), allowed)} "
+                            f"(keys: {', '.join(allowed)})")
+
+
+def _positive_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{path}: expected a positive integer, got {value!r}")
+    return value
+
+
+def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dict[str, Any]:
+    """Validate the ``preprocess`` mapping and fill its defaults (see :data:`PREPROCESS_DEFAULTS`)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{path}: expected a mapping, got {raw!r}")
+    _check_keys(raw, {k: "" for k in PREPROCESS_DEFAULTS}, path)
+    out = deep_merge(PREPROCESS_DEFAULTS, raw)
+    size = out["size"]
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = [size, size]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise SpecError(f"{path}.size: expected [height, width] in pixels or one int, got {out['size']!r}")
+    out["size"] = [int(size[0]), int(size[1])]
+    if out["resize"] not in RESIZE_MODES:
+        raise SpecError(f"{path}.resize: expected one of {', '.join(RESIZE_MODES)}, got {out['resize']!r}"
+                        f"{did_you_mean(str(out['resize']), RESIZE_MODES)}")
+    for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+        value = out[key]
+        if value is None:
+            value = list(default) if in_chans == 3 else [round(sum(default) / 3, 4)] * in_chans
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [float(value)] * in_chans
+        if not isinstance(value, (list, tuple)) or len(value) != in_chans:
+            raise SpecError(f"{path}.{key}: expected {in_chans} values (one per input channel), got {value!r}")
+        if key == "std" and any(v <= 0 for v in value):
+            raise SpecError(f"{path}.std: values must be positive, got {value!r}")
+        out[key] = [float(v) for v in value]
+    radius = out["rolling_ball_radius"]
+    if radius is not None:
+        _positive_int(radius, f"{path}.rolling_ball_radius")
+    return _plain(out, path)
+
+
+def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
+    if "name" not in spec or spec["name"] is None:
+        return spec
+    name = spec["name"]
+    if not isinstance(name, str):
+        raise SpecError(f"name: expected a preset name, got {name!r}")
+    try:
+        preset = models.get(name)
+    except UnknownNameError as err:
+        raise UnknownNameError(f"name: {err}") from None
+    if not isinstance(preset, Mapping):
+        raise SpecError(f"name: model preset '{name}' is a {type(preset).__name__}, not a spec mapping")
+    base = {k: v for k, v in preset.items() if k != "name"}
+    merged = deep_merge(base, {k: v for k, v in spec.items() if k != "name"})
+    merged["name"] = normalize_name(name)
+    return merged
+
+
+def resolve_model_spec(source: Any) -> dict[str, Any]:
+    """A fully resolved model spec from a preset name, mapping or file.
+
+    Raises:
+        SpecError: malformed structure or parameters (message starts with the spec path).
+        UnknownNameError: an unregistered preset or part name, with close matches.
+        FileNotFoundError: a spec file that does not exist.
+    """
+    spec = _expand_preset(load_spec(source))
+    _check_keys(spec, MODEL_KEYS, "")
+    if "backbone" not in spec:
+        raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
+    if "num_classes" not in spec:
+        raise SpecError("num_classes: missing (the number of classes the model predicts)")
+    num_classes = _positive_int(spec["num_classes"], "num_classes")
+    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans")
+    multilabel = spec.get("multilabel", False)
+    if not isinstance(multilabel, bool):
+        raise SpecError(f"multilabel: expected true or false, got {multilabel!r}")
+    class_names = spec.get("class_names")
+    if class_names is not None:
+        if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
+            raise SpecError(f"class_names: expected a list of strings, got {class_names!r}")
+        if len(class_names) != num_classes:
+            raise SpecError(f"class_names: {len(class_names)} names for num_classes={num_classes}")
+    losses = spec.get("loss", [{"name": "ce"}])
+    if isinstance(losses, (str, Mapping)):
+        losses = [losses]
+    if not isinstance(losses, (list, tuple)) or not losses:
+        raise SpecError(f"loss: expected a non-empty list of loss specs, got {losses!r}")
+    resolved_losses = []
+    for i, part in enumerate(losses):
+        item = resolve_part("losses", part, f"loss[{i}]", extra_keys=("weight",))
+        weight = item.setdefault("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise SpecError(f"loss[{i}].weight: expected a number, got {weight!r}")
+        resolved_losses.append({"name": item.pop("name"), "weight": float(item.pop("weight")), **item})
+    attribution = spec.get("attribution")
+    out: dict[str, Any] = {}
+    if spec.get("name"):
+        out["name"] = spec["name"]
+    out["backbone"] = resolve_part("backbones", spec["backbone"], "backbone")
+    out["head"] = resolve_part("heads", spec.get("head", "linear"), "head")
+    out["num_classes"] = num_classes
+    out["in_chans"] = in_chans
+    out["multilabel"] = multilabel
+    out["class_names"] = list(class_names) if class_names is not None else None
+    out["loss"] = resolved_losses
+    out["attribution"] = None if attribution is None else resolve_part("attributions", attribution, "attribution")
+    out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans)
+    return out
+
+
+def resolve_segmenter_spec(source: Any) -> dict[str, Any]:
+    """A fully resolved segmenter spec.
+
+    Accepts ``{"segmenter": {...}, "in_chans": 1, "num_classes": 1}`` or the
+    flat form ``{"name": "unet", "encoder": "resnet34", "in_chans": 1}``, where
+    the keys of :data:`SEGMENTER_KEYS` are lifted to the top level.
+    """
+    spec = load_spec(source)
+    if "segmenter" not in spec:
+        part = {k: v for k, v in spec.items() if k not in SEGMENTER_KEYS}
+        spec = {k: v for k, v in spec.items() if k in SEGMENTER_KEYS}
+        spec["segmenter"] = part
+    _check_keys(spec, SEGMENTER_KEYS, "")
+    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans")
+    return {
+        "segmenter": resolve_part("segmenters", spec["segmenter"], "segmenter"),
+        "in_chans": in_chans,
+        "num_classes": _positive_int(spec.get("num_classes", 1), "num_classes"),
+        "preprocess": resolve_preprocess(spec.get("preprocess"), in_chans),
+    }

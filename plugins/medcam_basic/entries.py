@@ -1,0 +1,68 @@
+"""Light factories of the basic plugin: metadata plus a deferred import.
+
+Nothing heavy is imported here (no torch), so ``medcam list`` and ``medcam info``
+can read this module cheaply.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from medcam.registry import Preset, describe
+
+TINY_CNN_CHANNELS = (1, 2, 4, 8)  # multiples of `width`, one per level
+TINY_CNN_STRIDES = (4, 8, 16, 32)
+
+
+@describe(
+    summary="Tiny 4-stage CNN (0.3M parameters at width 16) for tests, demos and CPU experiments",
+    citation=None,
+    channels=[16 * m for m in TINY_CNN_CHANNELS],
+    strides=list(TINY_CNN_STRIDES),
+    cam_level=-1,
+    layout="map",
+)
+def tiny_cnn(in_chans: int = 3, width: int = 16, out_indices: list[int] | None = None,
+             checkpoint_path: str | None = None) -> Any:
+    """A tiny conv net: stem (stride 2), then 4 stages of conv-BN-ReLU x2, each halving the size.
+
+    Levels have ``width * (1, 2, 4, 8)`` channels at strides 4, 8, 16, 32.
+    ``checkpoint_path`` loads a state dict saved from this backbone.
+    """
+    from .tiny_cnn import TinyCNN
+
+    return TinyCNN(in_chans=in_chans, width=width, out_indices=out_indices, checkpoint_path=checkpoint_path)
+
+
+@describe(
+    summary="Global average pooling + dropout + linear classifier on one level; CAM-compatible",
+    citation="Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
+)
+def linear(feature_info: Any, num_classes: int, level: int | None = None, dropout: float = 0.0) -> Any:
+    """GAP on level ``level`` (default: the backbone's ``cam_level``), dropout, then a linear layer."""
+    from .heads import LinearHead
+
+    return LinearHead(feature_info, num_classes, level=level, dropout=dropout)
+
+
+@describe(
+    summary="Cross-entropy (softmax) or binary cross-entropy (multi-label) with class weights and label smoothing",
+    citation=None,
+)
+def ce(num_classes: int, multilabel: bool, class_weights: list[float] | str | None = None,
+       label_smoothing: float = 0.0) -> Any:
+    """Classification loss on ``output.logits``.
+
+    ``class_weights``: a list of K weights, ``"balanced"`` (``N / (K * n_k)`` from
+    the training set's class counts, set by the trainer) or ``None``.
+    ``label_smoothing`` in [0, 1) (for multi-label: targets ``y(1-e) + e/2``).
+    """
+    from .losses import CrossEntropy
+
+    return CrossEntropy(num_classes, multilabel, class_weights=class_weights, label_smoothing=label_smoothing)
+
+
+tiny_classifier = Preset(
+    {"backbone": {"name": "tiny_cnn", "width": 16}, "head": {"name": "linear"}, "num_classes": 2,
+     "preprocess": {"size": [128, 128]}},
+    summary="tiny_cnn + linear head: a CPU-friendly classifier for tests and demos",
+)

@@ -1,0 +1,37 @@
+"""Shared fixtures: real data locations and fast, deterministic torch settings."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDCAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _data_dir(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data set '{name}' not found at {path} (set MEDCAM_SHARED_DATA to its parent folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def busi_dir() -> Path:
+    """``../shared/data/busi`` (BUSI breast ultrasound, class folders with masks); skips if absent."""
+    return _data_dir("busi")
+
+
+@pytest.fixture(scope="session")
+def nih_dir() -> Path:
+    """``../shared/data/nih_sample`` (NIH ChestX-ray14 sample in the official layout); skips if absent."""
+    return _data_dir("nih_sample")
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    import torch
+
+    torch.manual_seed(0)
+    yield
