@@ -1,0 +1,110 @@
+"""``medcam list``, ``medcam info``, ``medcam build``: output, JSON, errors, and lightness."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from medcam.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_all_and_kind_and_pattern(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "backbones (" in out and "tiny_cnn" in out and "models (" in out
+    code, out, _ = run(capsys, "list", "backbone", "tiny*")
+    assert code == 0 and "channels=[16, 32, 64, 128] strides=[4, 8, 16, 32]" in out
+    code, out, _ = run(capsys, "list", "tiny*")  # a pattern across every kind
+    assert "tiny_cnn" in out and "tiny_classifier" in out
+    code, out, _ = run(capsys, "list", "losses", "--json")
+    rows = json.loads(out)["losses"]
+    assert any(r["name"] == "ce" and r["provider"] == "medcam" for r in rows)
+
+
+def test_list_unknown_kind_with_pattern(capsys):
+    code, _, err = run(capsys, "list", "backbonez", "res*")
+    assert code == 2 and err.startswith("error: unknown kind 'backbonez'; did you mean 'backbones'?")
+
+
+def test_info(capsys):
+    code, out, _ = run(capsys, "info", "tiny_cnn")
+    assert code == 0 and "tiny_cnn (backbone)" in out and "strides:   [4, 8, 16, 32]" in out and "width = 16" in out
+    code, out, _ = run(capsys, "info", "tiny_classifier")
+    assert "spec:" in out and "name: tiny_cnn" in out
+    code, out, _ = run(capsys, "info", "ce", "--json")
+    assert json.loads(out)["parameters"] == {"class_weights": None, "label_smoothing": 0.0}
+
+
+def test_info_unknown_name_is_one_line(capsys):
+    code, out, err = run(capsys, "info", "tiny_cn")
+    assert code == 2 and out == ""
+    assert err == "error: unknown name 'tiny_cn'; did you mean 'tiny_cnn'? (medcam list)\n"
+
+
+def test_build_prints_spec_params_and_shapes(capsys, tmp_path):
+    spec = tmp_path / "m.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tiny_classifier", "num_classes": 4}))
+    code, out, _ = run(capsys, "build", str(spec), "--input-size", "64", "64")
+    assert code == 0 and "num_classes: 4" in out and "# logits: [1, 4]" in out
+    assert "# features: [[1, 16, 16, 16], [1, 32, 8, 8], [1, 64, 4, 4], [1, 128, 2, 2]]" in out
+    code, out, _ = run(capsys, "build", "tiny_classifier", "--json")
+    data = json.loads(out)
+    assert data["outputs"]["logits"] == [1, 2] and data["parameters"] > 0 and data["spec"]["name"] == "tiny_classifier"
+
+
+def test_build_errors(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"backbone": {"name": "tiny_cnn", "widht": 8}, "num_classes": 2}))
+    code, _, err = run(capsys, "build", str(bad))
+    assert code == 2 and err.startswith("error: backbone.widht: unknown parameter; did you mean 'width'?")
+    code, _, err = run(capsys, "build", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_unknown_command_suggests(capsys):
+    code, _, err = run(capsys, "lst")
+    assert code == 2 and "no such command 'lst'; did you mean 'list'?" in err
+
+
+def test_python_dash_m_and_debug_traceback():
+    ok = subprocess.run([sys.executable, "-m", "medcam", "list", "models", "--names-only"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "tiny_classifier" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "medcam", "--debug", "info", "nope_nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" in bad.stderr and "UnknownNameError" in bad.stderr
+
+
+HEAVY = ("torch", "timm", "segmentation_models_pytorch", "triton", "einops", "mamba_ssm")
+
+
+@pytest.mark.parametrize("argv", [["list"], ["list", "backbones"], ["info", "tiny_cnn"], ["info", "tiny_classifier"]])
+def test_list_and_info_import_no_model_code(argv):
+    code = textwrap.dedent(f"""
+        import sys
+        from medcam.cli import main
+        try:
+            main({argv!r})
+        except SystemExit:
+            pass
+        heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})
+        plugin = sorted(m for m in sys.modules if m.startswith('medcam_') and '.' in m
+                        and not m.endswith('.entries'))
+        print('LOADED', heavy, plugin)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "LOADED [] []"
