@@ -50,6 +50,11 @@ class CompositeLoss(nn.Module):
         self.weights = [float(w) for _, w, _ in terms]
         self.parts = nn.ModuleList([m for _, _, m in terms])
 
+    @property
+    def needs_features(self) -> bool:
+        """True when a part reads ``output.features`` (call the model with ``return_features=True``)."""
+        return any(getattr(part, "needs_features", False) for part in self.parts)
+
     def set_class_counts(self, counts: Sequence[int]) -> None:
         """Pass the training set's per-class counts to every loss that wants them."""
         for part in self.parts:

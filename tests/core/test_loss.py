@@ -43,3 +43,11 @@ def test_non_scalar_is_rejected():
         CompositeLoss([("v", 1.0, Vector())])(None, {}, None)
     with pytest.raises(ValueError, match="at least one"):
         CompositeLoss([])
+
+
+def test_needs_features_flag():
+    class Reader(Const):
+        needs_features = True
+
+    assert not CompositeLoss([("x", 1.0, Const(1.0))]).needs_features
+    assert CompositeLoss([("x", 1.0, Const(1.0)), ("r", 1.0, Reader(1.0))]).needs_features
