@@ -172,18 +172,40 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                       training_state=payload.get("training_state"), path=str(p))
 
 
+#: Part parameters that fetch weights while building; a checkpoint already holds the weights.
+WEIGHT_SOURCES: dict[str, Any] = {"pretrained": False, "checkpoint_path": None}
+
+
+def without_weight_sources(spec: Any) -> Any:
+    """A copy of ``spec`` with every ``pretrained``/``checkpoint_path`` switched off, at any depth.
+
+    Rebuilding a saved model must not download weights or read the file it was
+    first initialised from (which may not exist on this machine): the
+    checkpoint's own state dict replaces them anyway.
+    """
+    if isinstance(spec, Mapping):
+        return {k: (WEIGHT_SOURCES[k] if k in WEIGHT_SOURCES and v not in (None, False) else without_weight_sources(v))
+                for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [without_weight_sources(v) for v in spec]
+    return spec
+
+
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model stored at ``path`` from its spec and load its weights.
 
     Returns the model in eval mode, with ``checkpoint_metadata`` (the saved
     metadata dict) attached. No code is needed besides the installed plugins
-    that provide the spec's names.
+    that provide the spec's names. Weight sources in the spec (``pretrained``,
+    ``checkpoint_path``) are not re-read: the checkpoint holds the weights.
+    ``model.spec`` is the spec as saved.
     """
     from .build import build_model, build_segmenter
 
     ckpt = read_checkpoint(path, map_location=map_location)
     builder = build_model if ckpt.kind == "model" else build_segmenter
-    model = builder(ckpt.spec)
+    model = builder(without_weight_sources(ckpt.spec))
+    model.spec = ckpt.spec
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as err:

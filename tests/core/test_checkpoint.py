@@ -131,3 +131,26 @@ def test_weights_not_matching_spec(model, tmp_path):
     torch.save(payload, tmp_path / "short.pt")
     with pytest.raises(CheckpointError, match="weights do not fit"):
         medcam.load(tmp_path / "short.pt")
+
+
+def test_load_does_not_reread_weight_sources(tmp_path):
+    """A model first initialised from a file loads from its checkpoint after that file is gone."""
+    init = tmp_path / "init.pt"
+    torch.save(medcam.build_backbone({"name": "tiny_cnn", "width": 4}).state_dict(), init)
+    model = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4, "checkpoint_path": str(init)},
+                                "num_classes": 2})
+    path = medcam.save(model, tmp_path / "m.pt")
+    init.unlink()
+    loaded = medcam.load(path)
+    assert loaded.spec["backbone"]["checkpoint_path"] == str(init)  # provenance kept in the spec
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_without_weight_sources_is_recursive():
+    from medcam.checkpoint import without_weight_sources
+
+    spec = {"backbone": {"pretrained": True, "checkpoint_path": "x"}, "loss": [{"segmenter": {"pretrained": True}}],
+            "other": {"pretrained": False}}
+    assert without_weight_sources(spec) == {"backbone": {"pretrained": False, "checkpoint_path": None},
+                                            "loss": [{"segmenter": {"pretrained": False}}],
+                                            "other": {"pretrained": False}}
