@@ -76,7 +76,9 @@ SEGMENTER_KEYS: dict[str, str] = {
 #: ImageNet statistics (averaged over RGB for 1-channel input).
 PREPROCESS_DEFAULTS: dict[str, Any] = {
     "size": [224, 224],          # [H, W] the model sees (an int means square)
-    "resize": "square",          # square | pad (keep aspect, pad) | none
+    "resize": "square",          # square | pad (keep aspect, pad) | none (keep the image's own scale)
+    "resize_to": None,           # [H, W] (or int) >= size to resize to first, then crop to size (center; random in training)
+    "downscale": None,           # with resize 'none': shrink by this factor (e.g. 3) before cropping/padding to size
     "mean": None,                # per-channel mean, applied inside the model
     "std": None,                 # per-channel std, applied inside the model
     "rolling_ball_radius": None,  # background subtraction radius in pixels (dental radiographs), or null
@@ -304,6 +306,28 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dic
     radius = out["rolling_ball_radius"]
     if radius is not None:
         _positive_int(radius, f"{path}.rolling_ball_radius")
+    resize_to = out["resize_to"]
+    if resize_to is not None:
+        if out["resize"] == "none":
+            raise SpecError(f"{path}.resize_to: only used with resize 'square' or 'pad' (resize is 'none'); "
+                            f"use downscale to shrink the image, or remove resize_to")
+        if isinstance(resize_to, int) and not isinstance(resize_to, bool):
+            resize_to = [resize_to, resize_to]
+        if (not isinstance(resize_to, (list, tuple)) or len(resize_to) != 2
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in resize_to)):
+            raise SpecError(f"{path}.resize_to: expected [height, width] in pixels or one int, got {out['resize_to']!r}")
+        if resize_to[0] < out["size"][0] or resize_to[1] < out["size"][1]:
+            raise SpecError(f"{path}.resize_to: {list(resize_to)} is smaller than size {out['size']}; the image is "
+                            f"resized to resize_to and then cropped to size")
+        out["resize_to"] = [int(resize_to[0]), int(resize_to[1])]
+    factor = out["downscale"]
+    if factor is not None:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+            raise SpecError(f"{path}.downscale: expected a number >= 1 (e.g. 3 to shrink 3x), got {factor!r}")
+        if out["resize"] != "none":
+            raise SpecError(f"{path}.downscale: only used with resize 'none' (resize is {out['resize']!r}): "
+                            f"the image is shrunk by this factor, then center-cropped or padded to size")
+        out["downscale"] = float(factor)
     return _plain(out, path)
 
 
