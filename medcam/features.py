@@ -13,7 +13,10 @@ index of the level CAM methods target by default.
 
 Optionally a backbone implements ``forward_from(x, level)``: given the output
 of level ``level`` it runs the remaining stages and returns the later levels
-(used by WSOL losses that re-score a masked feature map).
+(used by WSOL losses that re-score a masked feature map). When its levels are
+exactly what the next stage consumes, ``forward_from(levels[k], k)`` equals
+``levels[k+1:]``; a backbone whose levels pass through an extra output norm
+sets ``forward_from_exact = False`` (the later stages then see the normed map).
 
 This module is torch-free so registry metadata can use it.
 """

@@ -371,6 +371,7 @@ class Registry(Generic[T]):
             rest = name.strip().split("/", 1)[1]
             bound = functools.partial(obj, rest)
             functools.update_wrapper(bound, obj)
+            del bound.__wrapped__  # so inspect.signature drops the bound name (spec validation reads it)
             return bound  # type: ignore[return-value]
         return obj
 

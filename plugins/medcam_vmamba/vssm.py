@@ -145,6 +145,8 @@ class VMamba(nn.Module):
         self.config, self.name, self.in_chans = config, name, in_chans
         self.out_indices = normalize_out_indices(out_indices, len(STRIDES))
         self.out_norm = bool(out_norm)
+        # forward_from(levels[k], k) reproduces levels[k+1:] only on raw (un-normalized) levels
+        self.forward_from_exact = not self.out_norm
         self.grad_checkpointing = bool(grad_checkpointing)
         self.kernel_backend = kernel_backend
         dims = config.channels

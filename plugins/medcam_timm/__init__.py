@@ -1,0 +1,18 @@
+"""medcam's timm plugin: VGG, ResNet, PVT-v2, EfficientNet and DenseNet backbones, and ``timm/<any name>``.
+
+Every backbone here is a timm model (Wightman, *PyTorch Image Models*, 2019)
+turned into a medcam backbone by one generic wrapper,
+:class:`medcam_timm.backbone.TimmBackbone`: ``forward(x)`` returns the feature
+maps ``(B, C_i, H / s_i, W / s_i)`` of timm's feature levels, by increasing
+stride, and ``feature_info`` describes them.
+
+Modules:
+
+* :mod:`medcam_timm.entries`: the registered factories and their metadata
+  (channels, strides, citations). Light: no torch or timm import.
+* :mod:`medcam_timm.backbone`: the wrapper and the builders (timm is imported here).
+* :mod:`medcam_timm.loading`: ``checkpoint_path=`` loading (timm, torchvision and
+  official-release state dicts), first-conv adaptation for ``in_chans``.
+* :mod:`medcam_timm.convert`: torchvision / original-release key names -> timm key names.
+* :mod:`medcam_timm.report`: ``python -m medcam_timm.report`` prints the table in docs/backbones.md.
+"""
