@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Literal, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -43,13 +44,70 @@ def _as_masks(masks: Tensor, what: str = "masks") -> Tensor:
     return masks if masks.dtype == torch.bool else masks > 0
 
 
-def _neighbour_max(labels: Tensor, connectivity: int) -> Tensor:
+def _shifted(labels: Tensor, fill: int, connectivity: int) -> list[Tensor]:
+    """The 4 or 8 neighbour views of ``labels`` ``(B, H, W)``, padded with ``fill``."""
+    h, w = labels.shape[1:]
+    padded = F.pad(labels, (1, 1, 1, 1), value=fill)
+    offsets = [(0, 1), (1, 0), (1, 2), (2, 1)]
     if connectivity == 8:
-        return F.max_pool2d(labels[:, None], kernel_size=3, stride=1, padding=1)[:, 0]
-    padded = F.pad(labels[:, None], (1, 1, 1, 1))[:, 0]
-    centre = padded[:, 1:-1, 1:-1]
-    return torch.stack([centre, padded[:, :-2, 1:-1], padded[:, 2:, 1:-1],
-                        padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]]).amax(0)
+        offsets += [(0, 0), (0, 2), (2, 0), (2, 2)]
+    return [padded[:, dy:dy + h, dx:dx + w] for dy, dx in offsets]
+
+
+def _label_scipy(fg: Tensor, connectivity: int) -> tuple[Tensor, Tensor]:
+    """``scipy.ndimage.label`` over the whole batch at once (CPU tensors)."""
+    from scipy import ndimage
+
+    structure = np.zeros((3, 3, 3), dtype=bool)  # no connection across the batch axis
+    structure[1] = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+    labels_np, _ = ndimage.label(fg.numpy(), structure=structure)
+    labels = torch.from_numpy(labels_np.astype(np.int64, copy=False))
+    b = labels.shape[0]
+    # scipy numbers over the flattened batch, so image b's labels follow image b-1's
+    seen = torch.cummax(labels.reshape(b, -1).amax(1), 0).values
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), seen[:-1]])
+    counts = seen - offsets
+    labels = torch.where(labels > 0, labels - offsets.view(b, 1, 1), labels)
+    return labels, counts
+
+
+def _label_torch(fg: Tensor, connectivity: int) -> tuple[Tensor, Tensor]:
+    """Union-find by min-root hooking and pointer jumping, in torch on any device.
+
+    Every foreground pixel points to a pixel of its own component with a smaller
+    or equal flat index. Each round hooks every root onto the smallest root seen
+    among its pixels' neighbours, then jumps pointers until each pixel points at
+    a root. At the fixed point each component points at its first pixel in
+    raster order, which gives ``scipy.ndimage.label``'s numbering.
+    """
+    b, h, w = fg.shape
+    n = b * h * w
+    device = fg.device
+    sentinel = n  # background points here; larger than every pixel index
+    index = torch.arange(n, device=device)
+    flat_fg = fg.reshape(-1)
+    parent = torch.cat([torch.where(flat_fg, index, sentinel), torch.full((1,), sentinel, device=device)])
+    while True:
+        current = parent[:n].clone()
+        smallest = torch.stack(_shifted(current.view(b, h, w), sentinel, connectivity)).amin(0).reshape(-1)
+        smallest = torch.where(flat_fg, torch.minimum(smallest, current), sentinel)
+        if torch.equal(smallest, current):
+            break
+        parent.scatter_reduce_(0, current, smallest, "amin")  # hook the roots
+        parent[:n] = torch.minimum(parent[:n], smallest)
+        while True:
+            jumped = parent[parent]
+            if torch.equal(jumped, parent):
+                break
+            parent = jumped
+    roots = parent[:n]
+    is_root = flat_fg & (roots == index)
+    rank = torch.cumsum(is_root.long(), 0)  # 1-based rank of each root over the batch
+    counts = is_root.view(b, -1).sum(1)
+    offsets = torch.cumsum(counts, 0) - counts
+    image = torch.div(index, h * w, rounding_mode="floor")
+    labels = torch.where(flat_fg, rank[roots.clamp_max(n - 1)] - offsets[image], 0)
+    return labels.view(b, h, w), counts
 
 
 def connected_components(masks: Tensor, connectivity: int = 8) -> tuple[Tensor, Tensor]:
@@ -57,47 +115,26 @@ def connected_components(masks: Tensor, connectivity: int = 8) -> tuple[Tensor, 
 
     Args:
         masks: ``(B, H, W)`` bool (or > 0 is foreground).
-        connectivity: 8 (default) or 4.
+        connectivity: 8 (default; diagonal neighbours connect) or 4.
 
     Returns:
         ``(labels, counts)``: ``labels`` ``(B, H, W)`` int64 with 0 for background
         and ``1..n_b`` for the components of image ``b``, numbered in raster
-        order of each component's last pixel; ``counts`` ``(B,)`` the ``n_b``.
+        order of each component's first pixel (exactly as ``scipy.ndimage.label``
+        numbers them); ``counts`` ``(B,)`` int64, the ``n_b``. CPU tensors are
+        labelled by ``scipy.ndimage.label``; on other devices a torch union-find
+        gives the same labels without leaving the device.
     """
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
     fg = _as_masks(masks)
     b, h, w = fg.shape
-    n = h * w
-    if n == 0 or b == 0:
-        return torch.zeros(fg.shape, dtype=torch.long, device=fg.device), torch.zeros(b, dtype=torch.long, device=fg.device)
-    ids = torch.arange(1, n + 1, device=fg.device, dtype=torch.float64).view(1, h, w).expand(b, h, w)
-    labels = torch.where(fg, ids, torch.zeros((), dtype=torch.float64, device=fg.device))
-    flat_fg = fg.reshape(b, n)
-    while True:
-        grown = torch.where(fg, _neighbour_max(labels, connectivity), labels)
-        # pointer jumping: a pixel labelled L adopts the label of pixel L (always >= L)
-        flat = grown.reshape(b, n)
-        for _ in range(8):
-            pointer = (flat.long() - 1).clamp_min(0)
-            jumped = torch.where(flat_fg, flat.gather(1, pointer), flat)
-            if torch.equal(jumped, flat):
-                break
-            flat = jumped
-        grown = flat.view(b, h, w)
-        if torch.equal(grown, labels):
-            break
-        labels = grown
-    labels = labels.long()
-    key = labels + torch.arange(b, device=fg.device).view(b, 1, 1) * (n + 1)
-    uniq, inverse = torch.unique(key, return_inverse=True)
-    batch_of = torch.div(uniq, n + 1, rounding_mode="floor")
-    is_fg = (uniq % (n + 1)) != 0
-    counts = torch.zeros(b, dtype=torch.long, device=fg.device).scatter_add_(0, batch_of, is_fg.long())
-    first = torch.cumsum(counts, 0) - counts  # global index of each image's first component
-    rank = torch.cumsum(is_fg.long(), 0) - 1 - first[batch_of] + 1  # 1-based within image
-    rank = torch.where(is_fg, rank, torch.zeros_like(rank))
-    return rank[inverse].view(b, h, w), counts
+    if b * h * w == 0:
+        return (torch.zeros(fg.shape, dtype=torch.long, device=fg.device),
+                torch.zeros(b, dtype=torch.long, device=fg.device))
+    if fg.device.type == "cpu":
+        return _label_scipy(fg, connectivity)
+    return _label_torch(fg, connectivity)
 
 
 def component_boxes(labels: Tensor, counts: Tensor) -> list[Tensor]:
@@ -127,15 +164,31 @@ def component_boxes(labels: Tensor, counts: Tensor) -> list[Tensor]:
     return list(torch.split(boxes, counts.tolist()))
 
 
-def largest_component(masks: Tensor, connectivity: int = 8) -> Tensor:
-    """Keep only the largest connected component of each mask ``(B, H, W)`` (ties: the first)."""
-    labels, counts = connected_components(masks, connectivity)
+def _component_areas(labels: Tensor, counts: Tensor) -> Tensor:
+    """Pixel count of every component, ``(B, max(counts) + 1)`` with column 0 (background) zeroed."""
     b = labels.shape[0]
     size = int(counts.max()) + 1 if counts.numel() else 1
+    flat = labels.reshape(b, -1)
     areas = torch.zeros(b, size, dtype=torch.long, device=labels.device)
-    areas.scatter_add_(1, labels.reshape(b, -1), torch.ones_like(labels.reshape(b, -1)))
+    areas.scatter_add_(1, flat, torch.ones_like(flat))
     areas[:, 0] = 0
-    best = areas.argmax(1)
+    return areas
+
+
+def largest_component(masks: Tensor, connectivity: int = 8) -> Tensor:
+    """Keep only the largest connected component (by pixel count) of each mask.
+
+    Args:
+        masks: ``(B, H, W)`` bool (or > 0 is foreground).
+        connectivity: 8 or 4.
+
+    Returns:
+        ``(B, H, W)`` bool; ties go to the component whose first pixel comes
+        first in raster order. An empty mask stays empty.
+    """
+    labels, counts = connected_components(masks, connectivity)
+    best = _component_areas(labels, counts).argmax(1)
+    b = labels.shape[0]
     return (labels == best.view(b, 1, 1)) & (labels > 0)
 
 
@@ -150,6 +203,8 @@ def union_box(masks: Tensor, *, empty: Literal["image", "zero"] = "image") -> Te
     Returns:
         ``(B, 4)`` float boxes ``(x0, y0, x1, y1)``, exclusive ``x1``/``y1``.
     """
+    if empty not in ("image", "zero"):
+        raise ValueError(f"empty must be 'image' or 'zero', got {empty!r}")
     fg = _as_masks(masks)
     b, h, w = fg.shape
     rows, cols = fg.any(2), fg.any(1)
@@ -161,7 +216,8 @@ def union_box(masks: Tensor, *, empty: Literal["image", "zero"] = "image") -> Te
     x1 = torch.where(cols, ar_w, -1).amax(1) + 1
     boxes = torch.stack([x0, y0, x1, y1], 1).float()
     none = ~rows.any(1)
-    fill = torch.tensor([0.0, 0.0, float(w), float(h)], device=fg.device) if empty == "image" else torch.zeros(4, device=fg.device)
+    fill = (torch.tensor([0.0, 0.0, float(w), float(h)], device=fg.device) if empty == "image"
+            else torch.zeros(4, device=fg.device))
     return torch.where(none[:, None], fill, boxes)
 
 
@@ -179,8 +235,9 @@ def region_mask(boxes: Tensor, size: Sequence[int], region: Region | Sequence[Re
     Returns:
         ``(B, H, W)`` bool.
     """
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ShapeError(f"boxes must be (B, 4), got {tuple(boxes.shape)}")
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
+        shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ShapeError(f"boxes must be a (B, 4) tensor, got {shape}")
     b = boxes.shape[0]
     h, w = int(size[0]), int(size[1])
     rules = [region] * b if isinstance(region, str) else list(region)
@@ -210,17 +267,27 @@ def map_to_boxes(maps: Tensor, threshold: float, *, mode: Literal["largest", "al
         maps: ``(B, H, W)`` attribution maps, already min-max normalized to [0, 1]
             if ``threshold`` is meant relative to the map's range.
         threshold: foreground is ``map > threshold``.
-        mode: ``"largest"`` connected component only, or ``"all"`` components.
+        mode: ``"largest"`` connected component only (by pixel count; ties go
+            to the first in raster order), or ``"all"`` components.
+        connectivity: 8 (default) or 4.
 
     Returns:
-        one ``(n_b, 4)`` tensor per image (``n_b`` is 0 or 1 for ``"largest"``).
+        one ``(n_b, 4)`` float tensor per image, ``(x0, y0, x1, y1)`` with
+        exclusive ``x1``/``y1`` (``n_b`` is 0 or 1 for ``"largest"``), components
+        in :func:`connected_components` order.
+
+    Note:
+        WSOL evaluation (``medcam.metrics.max_box_acc``) picks the largest
+        *OpenCV contour* instead, whose area is the polygon area through the
+        boundary pixel centres, not the pixel count; see ``docs/metrics.md``.
     """
     if not isinstance(maps, Tensor) or maps.dim() != 3:
         raise ShapeError(f"maps must be (B, H, W), got {tuple(maps.shape) if isinstance(maps, Tensor) else maps!r}")
-    fg = maps > threshold
-    if mode == "largest":
-        fg = largest_component(fg, connectivity)
-    elif mode != "all":
+    if mode not in ("largest", "all"):
         raise ValueError(f"mode must be 'largest' or 'all', got {mode!r}")
-    labels, counts = connected_components(fg, connectivity)
-    return component_boxes(labels, counts)
+    labels, counts = connected_components(maps > threshold, connectivity)
+    boxes = component_boxes(labels, counts)
+    if mode == "all":
+        return boxes
+    best = (_component_areas(labels, counts).argmax(1) - 1).tolist()
+    return [bx[i:i + 1] if n > 0 else bx for bx, i, n in zip(boxes, best, counts.tolist())]
