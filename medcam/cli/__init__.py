@@ -21,6 +21,11 @@ COMMANDS: dict[str, str] = {
     "list": "medcam.cli.registry_commands:list_command",
     "info": "medcam.cli.registry_commands:info_command",
     "build": "medcam.cli.registry_commands:build_command",
+    "train": "medcam.cli.train_commands:train_command",
+    "eval": "medcam.cli.train_commands:eval_command",
+    "demo": "medcam.cli.train_commands:demo_command",
+    "explain": "medcam.cli.explain_commands:explain_command",
+    "app": "medcam.cli.explain_commands:app_command",
 }
 
 _DEBUG_ENV = "MEDCAM_DEBUG"
@@ -76,7 +81,10 @@ def main(argv: list[str] | None = None) -> None:
             break
         debug = debug or arg == "--debug"
     try:
-        cli.main(args=args, prog_name="medcam", standalone_mode=False)
+        # in non-standalone mode click returns ctx.exit(n) codes instead of exiting
+        code = cli.main(args=args, prog_name="medcam", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            sys.exit(code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:
