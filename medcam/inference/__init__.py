@@ -1,0 +1,49 @@
+"""Explain single images with a trained checkpoint: verdict, attribution map, mask, boxes, PNGs.
+
+What ``medcam explain`` and ``medcam app`` run (see ``docs/app.md``)::
+
+    from medcam.inference import Explainer
+    ex = Explainer.from_checkpoint("runs/busi/best.pt", method="gradcam")
+    record = ex.run("scan.png", out_dir="out/")   # {"result": "ok", "diagnosis": ..., "boxes": ..., ...}
+
+Modules: :mod:`~medcam.inference.pipeline` (:class:`Explainer`),
+:mod:`~medcam.inference.record` (the JSON record), :mod:`~medcam.inference.render`
+(pictures and file names), :mod:`~medcam.inference.inputs` (files and folders),
+:mod:`~medcam.inference.settings` (preprocessing overrides),
+:mod:`~medcam.inference.serve` (the stdin/stdout JSON-lines service).
+Attributes are imported lazily, so importing this package stays cheap. (The package is not
+called ``medcam.explain``: that name is the attribution function ``medcam.explain(model, images)``,
+which a subpackage of the same name would shadow once imported.)
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Explainer": "medcam.inference.pipeline",
+    "Explanation": "medcam.inference.pipeline",
+    "DEFAULT_METHOD": "medcam.inference.pipeline",
+    "collect_images": "medcam.inference.inputs",
+    "RECORD_KEYS": "medcam.inference.record",
+    "ok_record": "medcam.inference.record",
+    "fail_record": "medcam.inference.record",
+    "merge_preprocess": "medcam.inference.settings",
+    "serve": "medcam.inference.serve",
+    "handle_request": "medcam.inference.serve",
+    "write_pngs": "medcam.inference.render",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'medcam.inference' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

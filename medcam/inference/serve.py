@@ -1,0 +1,90 @@
+"""The stdin/stdout JSON-lines service (``medcam explain CHECKPOINT --serve``).
+
+Like the dental screener's ``run_model.py``: the model is loaded once, then
+every input line is one request and gets exactly one answer line, flushed at
+once, so another program can drive it through a pipe::
+
+    -> {"img_path": "scan.png", "destination_path": "out/"}
+    <- {"result": "ok", "image": "scan.png", "diagnosis": ..., "saliency_path": "out/scan_saliency_....png", ...}
+
+Request keys: ``img_path`` (required), ``destination_path`` (folder for the
+PNGs; default the ``--out`` folder), and optionally ``method``, ``target``,
+``threshold``, ``mask_threshold`` and ``id`` (echoed back). Blank lines are
+skipped. A line that is not a JSON object, lacks ``img_path`` or has unknown
+keys gets a ``fail`` answer saying so; the service goes on until end of input.
+"""
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from .record import fail_record
+
+__all__ = ["serve", "handle_request", "REQUEST_KEYS"]
+
+#: Keys a request may carry.
+REQUEST_KEYS: tuple[str, ...] = ("img_path", "destination_path", "method", "target", "threshold", "mask_threshold",
+                                 "id")
+
+
+def _bad(reason: str, request_id: Any = None) -> dict[str, Any]:
+    record = fail_record(None, f"malformed request: {reason}")
+    if request_id is not None:
+        record["id"] = request_id
+    return record
+
+
+def handle_request(explainer: Any, line: str, default_out: str | None) -> dict[str, Any]:
+    """Answer one request line (see the module docstring); never raises for bad input."""
+    from ..registry import did_you_mean
+
+    try:
+        request = json.loads(line)
+    except json.JSONDecodeError as err:
+        return _bad(f"not valid JSON ({err.msg} at column {err.colno})")
+    if not isinstance(request, dict):
+        return _bad(f"expected a JSON object like {{\"img_path\": ..., \"destination_path\": ...}}, "
+                    f"got {type(request).__name__}")
+    request_id = request.get("id")
+    unknown = sorted(set(request) - set(REQUEST_KEYS))
+    if unknown:
+        return _bad(f"unknown key '{unknown[0]}'{did_you_mean(unknown[0], REQUEST_KEYS)} "
+                    f"(keys: {', '.join(REQUEST_KEYS)})", request_id)
+    path = request.get("img_path")
+    if not isinstance(path, str) or not path:
+        return _bad("'img_path' (a file path string) is required", request_id)
+    out = request.get("destination_path", default_out)
+    if out is not None and not isinstance(out, str):
+        return _bad("'destination_path' must be a folder path string", request_id)
+    for key in ("threshold", "mask_threshold"):
+        value = request.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 1):
+            return _bad(f"'{key}' must be a number in [0, 1], got {value!r}", request_id)
+    for key in ("method", "target"):
+        value = request.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            return _bad(f"'{key}' must be a {'name' if key == 'method' else 'class name or index'}, got {value!r}",
+                        request_id)
+    options = {k: request[k] for k in ("method", "target", "threshold", "mask_threshold") if request.get(k) is not None}
+    record = explainer.run(path, out, **options)
+    if request_id is not None:
+        record["id"] = request_id
+    return record
+
+
+def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | None = None) -> int:
+    """Answer requests from ``stdin`` on ``stdout`` until end of input.
+
+    Returns:
+        the number of requests answered.
+    """
+    answered = 0
+    for line in stdin:
+        if not line.strip():
+            continue
+        record = handle_request(explainer, line, default_out)
+        stdout.write(json.dumps(record) + "\n")
+        stdout.flush()
+        answered += 1
+    return answered

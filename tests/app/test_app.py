@@ -1,0 +1,48 @@
+"""medcam.app without its extra: importing works, using it says how to install Gradio."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from medcam.cli import main
+
+
+def test_imports_do_not_need_gradio():
+    """In a fresh interpreter where ``import gradio`` fails, the app package and the commands still import
+    (and neither pulls in torch: ``medcam --help`` stays fast)."""
+    code = ("import sys; sys.modules['gradio'] = None\n"
+            "import medcam.app, medcam.cli.explain_commands, medcam.inference\n"
+            "print(sorted(m for m in ('gradio', 'torch') if sys.modules.get(m) is not None))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_extra_is_a_clear_error(monkeypatch):
+    from medcam.app import AppDependencyError, require_gradio
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    with pytest.raises(AppDependencyError, match=r"pip install 'medcam\[app\]'"):
+        require_gradio()
+
+
+def test_app_command_without_the_extra_exits_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    with pytest.raises(SystemExit) as stop:
+        main(["app", str(tmp_path / "model.pt")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith("error: medcam app needs the [app] extra (Gradio): pip install 'medcam[app]'")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_old_gradio_is_refused(monkeypatch):
+    import types
+
+    from medcam.app import AppDependencyError, require_gradio
+
+    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(__version__="4.44.1"))
+    with pytest.raises(AppDependencyError, match="needs gradio>=6, found 4.44.1"):
+        require_gradio()

@@ -1,0 +1,186 @@
+"""Explainer: verdicts, maps and boxes on the original image, segmenter masks, fail records, settings."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import medcam
+from medcam.data import preprocess_image
+from medcam.errors import CheckpointError, DataError, UnknownNameError
+from medcam.inference.pipeline import Explainer
+
+
+@pytest.fixture(scope="module")
+def explainer(trained_checkpoint):
+    return Explainer.from_checkpoint(trained_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def wide_image(tmp_path_factory):
+    """A 40 x 60 grey image with a dark blob: not square, so the geometry matters."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((40, 60)) * 80 + 120).astype(np.uint8)
+    pixels[10:25, 30:50] = 20
+    path = tmp_path_factory.mktemp("img") / "wide scan.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_verdict_matches_the_model_run_independently(explainer, trained_checkpoint, wide_image):
+    model = medcam.load(trained_checkpoint)
+    prep = preprocess_image(wide_image, model.spec)
+    probs = model.predict_proba(prep.image)[0]
+    result = explainer.explain(wide_image)
+    record = result.record
+    assert record["result"] == "ok" and record["image"] == str(wide_image)
+    assert list(record["probabilities"]) == ["normal", "benign", "malignant"] == model.class_names
+    np.testing.assert_allclose(list(record["probabilities"].values()), probs.tolist(), atol=1e-6)
+    assert record["diagnosis"] == model.class_names[int(probs.argmax())] == record["target"]
+    assert record["method"] == "gradcam" and record["image_size"] == [40, 60]
+
+
+def test_map_and_boxes_are_on_the_original_image(explainer, trained_checkpoint, wide_image):
+    model = medcam.load(trained_checkpoint)
+    prep = preprocess_image(wide_image, model.spec)
+    maps = medcam.explain(model, prep.image, "gradcam")
+    expected = prep.geometry.map_to_original(maps)[0]
+    result = explainer.explain(wide_image)
+    assert result.heatmap.shape == (40, 60) and result.original.shape == (40, 60, 3)
+    torch.testing.assert_close(result.heatmap, expected.clamp(0, 1))
+    boxes = result.record["attribution_boxes"]
+    assert result.record["boxes"] == boxes and result.record["box_source"] == "attribution"
+    assert boxes, "a min-max normalized map always has a region above 0.5"
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= 60 and 0 <= y0 < y1 <= 40
+        assert float(result.heatmap[y0:y1, x0:x1].max()) > 0.5
+    above = result.heatmap > 0.5
+    covered = torch.zeros_like(above)
+    for x0, y0, x1, y1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    assert bool((above <= covered).all()), "every pixel above the threshold lies in a box"
+    assert result.overlay.shape == (40, 60, 3) and result.saliency.shape == (40, 60, 3)
+
+
+def test_threshold_and_target_and_method(explainer, wide_image):
+    high = explainer.explain(wide_image, threshold=1.0).record["attribution_boxes"]
+    assert high == []  # nothing is strictly above the maximum
+    record = explainer.explain(wide_image, target="malignant", method="gradcam++").record
+    assert record["target"] == "malignant" and record["method"] == "gradcam++"
+    assert explainer.explain(wide_image, target=0).record["target"] == "normal"
+    with pytest.raises(UnknownNameError, match="did you mean 'benign'"):
+        explainer.explain(wide_image, target="bengin")
+    with pytest.raises(ValueError, match="out of range"):
+        explainer.explain(wide_image, target=7)
+    with pytest.raises(UnknownNameError, match="did you mean 'gradcam'"):
+        explainer.explain(wide_image, method="gradcma")
+
+
+def test_run_writes_named_pngs(explainer, wide_image, tmp_path):
+    record = explainer.run(wide_image, tmp_path / "out", stamp="20260304050607")
+    assert record["saliency_path"] == str(tmp_path / "out" / "wide scan_saliency_20260304050607.png")
+    assert record["overlay_path"] == str(tmp_path / "out" / "wide scan_overlay_20260304050607.png")
+    assert record["mask_path"] is None
+    assert Image.open(record["overlay_path"]).size == (60, 40)
+    again = explainer.run(wide_image, tmp_path / "out", stamp="20260304050607")
+    assert again["overlay_path"].endswith("_20260304050607_1.png")
+    fresh = explainer.run(wide_image, tmp_path / "fresh")
+    assert re.fullmatch(r"wide scan_saliency_\d{14}\.png", fresh["saliency_path"].rsplit("/", 1)[1])
+
+
+def test_bad_images_become_fail_records(explainer, tmp_path, corrupt_png):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((8, 100), np.uint8)).save(tiny)
+    cases = {corrupt_png(tmp_path / "corrupt.png"): "corrupt.png: not a readable image",
+             empty: "empty file (0 bytes)", text: "not a readable image", tmp_path / "gone.png": "image file not found",
+             tiny: "wrong size: 8x100 pixels is smaller than the minimum of 16", tmp_path: "is a folder"}
+    for path, reason in cases.items():
+        record = explainer.run(path, tmp_path / "out")
+        assert record["result"] == "fail" and reason in record["error"], record
+        assert record["image"] == str(path) and record["overlay_path"] is None and record["method"] == "gradcam"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    with pytest.raises(DataError, match="empty file"):
+        explainer.explain(empty)
+
+
+def test_truncated_pixel_data_fails(explainer, wide_image, tmp_path):
+    data = wide_image.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    record = explainer.run(cut)
+    assert record["result"] == "fail" and "cut.png" in record["error"]
+
+
+def test_segmenter_mask_and_boxes(trained_checkpoint, segmenter_checkpoint, wide_image, tmp_path):
+    from medcam.boxes import component_boxes, connected_components
+
+    ex = Explainer.from_checkpoint(trained_checkpoint, segmenter_checkpoint, device="cpu", mask_threshold=0.5)
+    result = ex.explain(wide_image)
+    seg = medcam.load(segmenter_checkpoint)
+    prep = preprocess_image(wide_image, seg.spec)
+    probs = torch.sigmoid(seg(prep.image))[:, 0]
+    expected = prep.geometry.map_to_original(probs)[0] > 0.5
+    assert result.mask.shape == (40, 60) and torch.equal(result.mask, expected)
+    labels, counts = connected_components(expected[None])
+    assert result.record["boxes"] == component_boxes(labels, counts)[0].long().tolist()
+    assert result.record["box_source"] == "segmenter" and result.mask_overlay.shape == (40, 60, 3)
+    everything = ex.explain(wide_image, mask_threshold=0.0).record["boxes"]
+    assert everything == [[0, 0, 60, 40]]
+    record = ex.run(wide_image, tmp_path)
+    assert re.fullmatch(r"wide scan_mask_\d{14}\.png", record["mask_path"].rsplit("/", 1)[1])
+
+
+def test_wrong_checkpoint_kinds(trained_checkpoint, segmenter_checkpoint):
+    with pytest.raises(CheckpointError, match="holds a segmenter.*--segmenter"):
+        Explainer.from_checkpoint(segmenter_checkpoint, device="cpu")
+    with pytest.raises(CheckpointError, match="--segmenter .* holds a classifier"):
+        Explainer.from_checkpoint(trained_checkpoint, trained_checkpoint, device="cpu")
+
+
+def test_preprocessing_overrides_reach_the_model_input(trained_checkpoint, wide_image):
+    ex = Explainer.from_checkpoint(trained_checkpoint, device="cpu",
+                                   preprocess={"rolling_ball_radius": 180, "resize": "pad", "size": [48, 48]})
+    assert ex.preprocess.rolling_ball_radius == 180 and ex.preprocess.resize == "pad" and ex.preprocess.size == (48, 48)
+    result = ex.explain(wide_image)
+    assert result.record["result"] == "ok" and result.heatmap.shape == (40, 60)
+    # pad keeps the aspect ratio: 40 x 60 -> 32 x 48 centred in 48 x 48
+    prep = preprocess_image(ex.read(wide_image), ex.preprocess)
+    assert prep.geometry.scale == pytest.approx((0.8, 0.8)) and prep.geometry.offset == (-8.0, 0.0)
+
+
+def test_grey_converts_colour_input(trained_checkpoint, tmp_path):
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    rgb[..., 0] = 200
+    path = tmp_path / "red.png"
+    Image.fromarray(rgb).save(path)
+    ex = Explainer.from_checkpoint(trained_checkpoint, device="cpu", grey=True)
+    raw = ex.read(path)
+    assert raw.shape == (20, 20, 1)
+    np.testing.assert_allclose(raw[..., 0], 0.299 * 200 / 255, atol=1e-6)
+    assert ex.explain(path).original.shape == (20, 20, 3)  # grey, replicated to the model's 3 channels
+    assert np.ptp(ex.explain(path).original, axis=2).max() == 0
+
+
+def test_in_memory_images(explainer):
+    array = (np.random.default_rng(1).random((30, 30)) * 255).astype(np.uint8)
+    record = explainer.run(array, name="upload.png")
+    assert record["result"] == "ok" and record["image"] == "upload.png" and record["image_size"] == [30, 30]
+
+
+def test_bad_settings_are_refused(trained_checkpoint):
+    model = medcam.load(trained_checkpoint)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        Explainer(model, threshold=1.5)
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        Explainer(model, method="gradcma")
+    with pytest.raises(ValueError, match="unknown colormap 'jett'; did you mean 'jet'"):
+        Explainer(model, cmap="jett")
+    with pytest.raises(CheckpointError, match="classifier"):
+        Explainer(medcam.build_segmenter({"name": "unet", "encoder": {"name": "tiny_cnn", "width": 4}}))
