@@ -1,0 +1,155 @@
+"""Methods that read activations or the model's own maps, without gradients:
+CAM, Eigen-CAM, a random baseline and the FPM readout.
+
+Notation as in :mod:`medcam_cam.gradient`: ``A^k`` is channel ``k`` of the
+target layer's activations ``(B, C, h, w)``. Every method returns raw maps
+``(B, T, h, w)``, one per target.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medcam.attribution import Attribution, AttributionContext
+from medcam.errors import ShapeError, SpecError
+from medcam.model import MedcamModel, ModelOutput
+
+from .gradient import weighted_sum
+
+__all__ = ["CAM", "EigenCAM", "RandomCAM", "FPMReadout"]
+
+
+def _cam_head(model: nn.Module | None) -> nn.Module:
+    head = getattr(model, "head", None) if isinstance(model, MedcamModel) else None
+    if head is None or not callable(getattr(head, "cam_weights", None)) or not hasattr(head, "level"):
+        kind = type(head).__name__ if head is not None else type(model).__name__
+        raise ValueError(f"cam needs a head that pools then applies a linear layer and exposes cam_weights() "
+                         f"and level; {kind} does not (use gradcam, which works with any head)")
+    return head
+
+
+class CAM(Attribution):
+    """Class activation mapping (Zhou et al., "Learning Deep Features for Discriminative
+    Localization", CVPR 2016, eq. 2).
+
+    For a head ``y^c = sum_k w^c_k GAP(A^k) + b^c``:  ``M^c = sum_k w^c_k A^k``
+    (no ReLU), with ``w`` from the head's ``cam_weights()`` ``(K, C)`` and ``A``
+    the level the head pools (``head.level``).
+    """
+
+    def default_level(self, model: nn.Module) -> int | None:
+        return int(_cam_head(model).level)
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        head = _cam_head(ctx.model)
+        if ctx.layer is None or ctx.layer.level != int(head.level):
+            where = ctx.layer.name if ctx.layer is not None else "no layer"
+            raise ValueError(f"cam weights apply to the level the head pools (level {int(head.level)}), "
+                             f"not {where}; leave layer unset")
+        weights = head.cam_weights()                                   # (K, C)
+        acts = ctx.require_activations()
+        if weights.dim() != 2 or weights.shape[1] != acts.shape[1]:
+            raise ShapeError(f"cam_weights() is {tuple(weights.shape)} but level {head.level} has "
+                             f"{acts.shape[1]} channels; expected (K, {acts.shape[1]})")
+        return weighted_sum(weights[ctx.targets].to(acts.dtype), acts)
+
+
+class EigenCAM(Attribution):
+    """Eigen-CAM (Muhammad & Yeasin, "Eigen-CAM: Class Activation Map using Principal
+    Components", IJCNN 2020).
+
+    With ``O`` the ``(h w, C)`` activation matrix of one image and
+    ``O = U S V^T`` its singular value decomposition, ``L = O v_1`` (projection on
+    the first right singular vector). Class-agnostic: every target gets the same map.
+
+    ``center=True`` subtracts each channel's spatial mean from ``O`` first (a
+    PCA, as pytorch-grad-cam does). The sign of ``v_1`` is arbitrary; medcam
+    picks the sign that correlates positively with the channel-mean activation
+    map (pytorch-grad-cam does not, and its ReLU then can erase the map).
+    """
+
+    def __init__(self, layer: int | str | None = None, center: bool = False):
+        super().__init__(layer)
+        self.center = bool(center)
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        b, c, h, w = acts.shape
+        matrix = acts.flatten(2).transpose(1, 2).float()               # (B, hw, C)
+        if self.center:
+            matrix = matrix - matrix.mean(dim=1, keepdim=True)
+        _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+        projection = torch.einsum("bnc,bc->bn", matrix, vh[:, 0])      # (B, hw)
+        reference = acts.float().mean(dim=1).flatten(1)
+        reference = reference - reference.mean(dim=1, keepdim=True)
+        sign = torch.where((projection * reference).sum(dim=1) < 0, -1.0, 1.0)
+        maps = (projection * sign[:, None]).view(b, 1, h, w).to(acts.dtype)
+        return maps.expand(b, ctx.targets.shape[1], h, w)
+
+
+class RandomCAM(Attribution):
+    """Random baseline: a control for localization metrics.
+
+    ``mode="weights"``: ``L = ReLU(sum_k w_k A^k)`` with ``w_k ~ U(-1, 1)``
+    (Grad-CAM's form with random channel weights, as pytorch-grad-cam's
+    RandomCAM); ``mode="noise"``: ``L ~ U(0, 1)`` per position. ``seed`` makes
+    it reproducible (the same seed gives the same maps).
+    """
+
+    MODES = ("weights", "noise")
+
+    def __init__(self, layer: int | str | None = None, mode: str = "weights", seed: int | None = None):
+        super().__init__(layer)
+        if mode not in self.MODES:
+            raise SpecError(f"random.mode: expected one of {', '.join(self.MODES)}, got {mode!r}")
+        self.mode = mode
+        self.seed = seed
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        b, c, h, w = acts.shape
+        t = ctx.targets.shape[1]
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=acts.device)
+            generator.manual_seed(int(self.seed))
+        if self.mode == "noise":
+            return torch.rand((b, t, h, w), generator=generator, device=acts.device, dtype=acts.dtype)
+        weights = torch.rand((b, t, c), generator=generator, device=acts.device, dtype=acts.dtype) * 2 - 1
+        return F.relu(weighted_sum(weights, acts))
+
+
+class FPMReadout(Attribution):
+    """Foreground prediction map readout: the map a WSOL head computes itself.
+
+    Returns ``output.maps[key][b, c]`` for target ``c`` (a single-channel map
+    serves every class). Needs a model whose head puts ``(B, K, h, w)`` (or
+    ``(B, 1, h, w)``) maps in :attr:`ModelOutput.maps`.
+    """
+
+    uses_layer = False
+
+    def __init__(self, key: str = "fpm"):
+        super().__init__(None)
+        self.key = key
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        maps = ctx.output.maps if isinstance(ctx.output, ModelOutput) else {}
+        if self.key not in maps:
+            available = ", ".join(sorted(maps)) or "none"
+            raise ValueError(f"fpm reads output.maps['{self.key}'], which this model does not produce "
+                             f"(its maps: {available}); use a model with a foreground prediction map head, "
+                             f"or a CAM method such as gradcam")
+        fpm = maps[self.key]
+        b, t = ctx.targets.shape
+        if not isinstance(fpm, Tensor) or fpm.dim() != 4 or fpm.shape[0] != b:
+            shape = tuple(fpm.shape) if isinstance(fpm, Tensor) else type(fpm).__name__
+            raise ShapeError(f"output.maps['{self.key}'] must be (B={b}, K, h, w), got {shape}")
+        if fpm.shape[1] == 1:
+            return fpm.expand(b, t, *fpm.shape[2:])
+        if fpm.shape[1] != ctx.logits.shape[1]:
+            raise ShapeError(f"output.maps['{self.key}'] has {fpm.shape[1]} channels; expected 1 or one per "
+                             f"class ({ctx.logits.shape[1]})")
+        index = ctx.targets[:, :, None, None].expand(b, t, *fpm.shape[2:])
+        return fpm.gather(1, index)

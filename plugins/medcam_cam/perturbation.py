@@ -1,0 +1,179 @@
+"""Perturbation CAM methods: Score-CAM and Ablation-CAM.
+
+Both weight the channels ``A^k`` of the target layer by how the target score
+changes when the model sees a perturbed input or layer, so they run extra
+forward passes: one per (image, channel) pair, batched ``batch_size`` at a
+time with a progress bar. Raw maps are ``(B, T, h, w)``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from medcam.attribution import Attribution, AttributionContext, normalize_maps
+from medcam.errors import SpecError
+from medcam.model import MedcamModel
+
+from .gradient import weighted_sum
+
+__all__ = ["ScoreCAM", "AblationCAM", "masked_input_scores", "ablation_scores", "SCORES"]
+
+#: How Score-CAM turns logits ``(N, K)`` into the score of each class.
+SCORES: dict[str, Callable[[Tensor], Tensor]] = {
+    "softmax": lambda logits: torch.softmax(logits, dim=1),
+    "sigmoid": torch.sigmoid,
+    "logit": lambda logits: logits,
+}
+
+
+def _check_batch_size(name: str, batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpecError(f"{name}.batch_size: expected a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def _pairs(b: int, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """All (image, channel) index pairs, image-major: ``(B*C,)`` each."""
+    images = torch.arange(b, device=device).repeat_interleave(c)
+    channels = torch.arange(c, device=device).repeat(b)
+    return images, channels
+
+
+def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, activations: Tensor,
+                        targets: Tensor, score: Callable[[Tensor], Tensor], batch_size: int = 32,
+                        progress: bool = True) -> Tensor:
+    """Score-CAM's channel scores ``s[b, t, k] = score(f(X_b * H^k_b))[targets[b, t]]``.
+
+    Args:
+        forward: images ``(N, C_in, H, W)`` -> logits ``(N, K)``.
+        images: ``(B, C_in, H, W)`` the inputs ``X`` (in [0, 1]).
+        activations: ``(B, C, h, w)``; ``H^k_b`` is channel ``k`` upsampled
+            (bilinear) to ``(H, W)`` and min-max normalized to [0, 1].
+        targets: ``(B, T)`` class indices.
+        score: logits ``(N, K)`` -> class scores ``(N, K)``.
+        batch_size: masked images per forward pass.
+
+    Returns:
+        ``(B, T, C)``.
+    """
+    b, c = activations.shape[:2]
+    size = images.shape[-2:]
+    image_index, channel_index = _pairs(b, c, activations.device)
+    out = activations.new_zeros((b, targets.shape[1], c))
+    chunks = range(0, b * c, batch_size)
+    for start in tqdm(chunks, desc="scorecam", leave=False, disable=not progress or len(chunks) <= 1):
+        bi = image_index[start:start + batch_size]
+        ki = channel_index[start:start + batch_size]
+        upsampled = F.interpolate(activations[bi, ki][:, None], size=size, mode="bilinear", align_corners=False)
+        masks = normalize_maps(upsampled).to(images.dtype)                 # (n, 1, H, W)
+        single = bool((bi == bi[0]).all())                                 # one image: broadcast, no copy
+        scores = score(forward((images[bi[:1]] if single else images[bi]) * masks))   # (n, K)
+        out[bi, :, ki] = scores.gather(1, targets[bi]).to(out.dtype)
+    return out
+
+
+def ablation_scores(rescore: Callable[[Tensor, Tensor], Tensor], activations: Tensor, targets: Tensor,
+                    batch_size: int = 64, progress: bool = True) -> Tensor:
+    """Ablation-CAM's ablated scores ``y^c_k``: the target logit with channel ``k`` set to 0.
+
+    Args:
+        rescore: ``(activations (N, C, h, w), image index (N,)) -> logits (N, K)``,
+            the model re-run from the target layer.
+        activations: ``(B, C, h, w)``.
+        targets: ``(B, T)`` class indices.
+
+    Returns:
+        ``(B, T, C)``.
+    """
+    b, c = activations.shape[:2]
+    image_index, channel_index = _pairs(b, c, activations.device)
+    out = activations.new_zeros((b, targets.shape[1], c))
+    chunks = range(0, b * c, batch_size)
+    for start in tqdm(chunks, desc="ablationcam", leave=False, disable=not progress or len(chunks) <= 1):
+        bi = image_index[start:start + batch_size]
+        ki = channel_index[start:start + batch_size]
+        ablated = activations[bi].clone()
+        ablated[torch.arange(len(bi), device=ablated.device), ki] = 0
+        logits = rescore(ablated, bi)
+        out[bi, :, ki] = logits.gather(1, targets[bi]).to(out.dtype)
+    return out
+
+
+class ScoreCAM(Attribution):
+    """Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for
+    Convolutional Neural Networks", CVPR Workshops 2020, eqs. 3-5 and the authors' code).
+
+    ``H^k = s(Up(A^k))`` (bilinear upsampling to the input size, min-max ``s``),
+    ``alpha^c_k = softmax(f(X * H^k))_c``  and  ``L^c = ReLU(sum_k alpha^c_k A^k)``:
+    the weight of a channel is the target's probability when the model sees
+    only the input region that channel highlights.
+
+    Args:
+        layer: as every method.
+        batch_size: masked images per forward pass (memory vs speed).
+        score: ``"softmax"`` over classes (the paper), ``"sigmoid"`` (multi-label),
+            ``"logit"``, or ``"auto"``: sigmoid for multi-label models, else softmax.
+        progress: show a progress bar over the ``B * C`` forward passes.
+
+    pytorch-grad-cam instead takes a softmax over *channels* of the target
+    logits, ``alpha_k = softmax_k(f(X * H^k)_c)``, and upsamples with
+    ``align_corners=True``.
+    """
+
+    uses_layer = True
+    extra_passes = True
+
+    def __init__(self, layer: int | str | None = None, batch_size: int = 32, score: str = "auto",
+                 progress: bool = True):
+        super().__init__(layer)
+        self.batch_size = _check_batch_size("scorecam", batch_size)
+        if score != "auto" and score not in SCORES:
+            raise SpecError(f"scorecam.score: expected auto, {', '.join(SCORES)}; got {score!r}")
+        self.score = score
+        self.progress = progress
+
+    def score_function(self, ctx: AttributionContext) -> Callable[[Tensor], Tensor]:
+        if self.score != "auto":
+            return SCORES[self.score]
+        multilabel = isinstance(ctx.model, MedcamModel) and ctx.model.multilabel
+        return SCORES["sigmoid" if multilabel else "softmax"]
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        assert ctx.images is not None
+        weights = masked_input_scores(ctx.logits_for_images, ctx.images, acts, ctx.targets,
+                                      self.score_function(ctx), self.batch_size, self.progress)
+        return F.relu(weighted_sum(weights, acts))
+
+
+class AblationCAM(Attribution):
+    """Ablation-CAM (Desai & Ramaswamy, "Ablation-CAM: Visual Explanations for Deep
+    Convolutional Network via Gradient-free Localization", WACV 2020, eqs. 2-3).
+
+    ``w^c_k = (y^c - y^c_k) / y^c`` with ``y^c_k`` the target logit when channel
+    ``A^k`` is set to zero, and ``L^c = ReLU(sum_k w^c_k A^k)``. The model is
+    re-run from the target layer only (the head for the last backbone level).
+    A logit of exactly 0 is replaced by ``1e-12`` in the denominator.
+
+    pytorch-grad-cam ablates to 0 only when the layer's minimum is 0 and to
+    ``min - 1e7`` otherwise; medcam always ablates to 0, as the paper does.
+    """
+
+    extra_passes = True
+
+    def __init__(self, layer: int | str | None = None, batch_size: int = 64, progress: bool = True):
+        super().__init__(layer)
+        self.batch_size = _check_batch_size("ablationcam", batch_size)
+        self.progress = progress
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        ablated = ablation_scores(ctx.logits_with_activations, acts, ctx.targets, self.batch_size, self.progress)
+        base = ctx.scores.to(ablated.dtype)[:, :, None]
+        tiny = torch.full_like(base, 1e-12)
+        denominator = torch.where(base.abs() < 1e-12, torch.where(base < 0, -tiny, tiny), base)
+        return F.relu(weighted_sum((base - ablated) / denominator, acts))
