@@ -182,7 +182,7 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str, *, injected: Iterable[str] = (), namespaces: bool = False):
         self.kind = kind
-        self.singular = kind[:-1] if kind.endswith("s") else kind
+        self.singular = kind[:-2] if kind.endswith("sses") else kind[:-1] if kind.endswith("s") else kind
         self.group = f"medcam.{kind}"
         self.injected = tuple(injected)
         self.namespaces = namespaces

@@ -87,7 +87,7 @@ def info_command(name: str, kind: str | None, as_json: bool) -> None:
     for i, row in enumerate(found):
         if i:
             click.echo("")
-        click.echo(f"{row['name']} ({row['kind'][:-1]})")
+        click.echo(f"{row['name']} ({REGISTRIES[row['kind']].singular})")
         for key in ("summary", "citation", "provider", "value", "channels", "strides", "cam_level", "layout"):
             if row.get(key) is not None:
                 click.echo(f"  {key + ':':<11}{row[key]}")

@@ -1,0 +1,156 @@
+"""Light factories and presets of the WSOL plugin: metadata plus a deferred import.
+
+Nothing heavy is imported here (no torch), so ``medcam list`` and ``medcam info``
+read this module cheaply. Registered names:
+
+* head ``fpm``: foreground prediction maps (SR / BAS);
+* losses ``foreground_control`` (SR), ``bas`` (BAS), ``attention_box`` (segmentation-driven attention);
+* models ``vmamba_wsol``, ``resnet50_wsol``, ``pvt_wsol`` (one method, three backbones),
+  ``pvt_attention_box``, ``resnet50_attention_box``, ``vgg16_attention_box`` (the
+  attention seed's settings) and ``resnet18_lesion_attention`` (BUSI lesion boxes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from medcam.registry import Preset, describe
+
+SR_CITATION = ("Wang, Huang, Xu, Huang, Weakly supervised chest X-ray abnormality localization with non-linear "
+               "modulation and foreground control, Scientific Reports 2024 (doi 10.1038/s41598-024-79701-8)")
+BAS_CITATION = ("Wu, Zhai, Cao, Background Activation Suppression for Weakly Supervised Object Localization, "
+                "CVPR 2022")
+ATTENTION_CITATION = ("Wu, Japkowicz, Gilbert, Corizzo, Localization-aware chest X-ray classification via "
+                      "segmentation and gradient-based attention, Data Mining and Knowledge Discovery 2026 "
+                      "(doi 10.1007/s10618-026-01214-x)")
+
+#: The 8 ChestX-ray14 findings with boxes (the SR/BAS NIH localization classes).
+NIH_BOX_CLASSES = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+                   "Pneumothorax"]
+#: The attention seed's "nep" task (NIH task 'effusion_pneumothorax' in medcam.data).
+SEED_CLASSES = ["No Finding", "Effusion", "Pneumothorax"]
+SEED_RULES = {"Effusion": "lower", "Pneumothorax": "upper"}
+BUSI_CLASSES = ["normal", "benign", "malignant"]
+
+
+@describe(
+    summary="Foreground prediction map head: BAS class maps + SR's FPM (non-linear modulation, fusion)",
+    citation=SR_CITATION + "; " + BAS_CITATION,
+)
+def fpm(feature_info: Any, num_classes: int, fpm_level: int = -2, cls_level: int = -1,
+        modulation: str = "nonlinear", fusion: bool = True, nu: float = 5.0, stats: str = "batch", top_k: int = 1,
+        hidden: int = 1024, box_threshold: float = 0.83) -> Any:
+    """Class maps A on ``cls_level`` (logits = GAP(A)); foreground maps on ``fpm_level``.
+
+    ``modulation``: ``nonlinear`` (Gaussian + Student-t branches, SR) or ``none`` (BAS);
+    ``fusion``: per-class min-max of the branches' sum (SR) or their mean; ``nu``: Student-t
+    degrees of freedom; ``stats``: Gaussian mean/std over the ``batch`` (SR) or each ``image``;
+    ``top_k``: classes averaged into the class-agnostic map without labels; ``hidden``: width of the
+    classification branch; ``box_threshold``: default threshold of ``head.boxes`` (SR 0.83, BAS 0.15).
+    """
+    from .fpm_head import FPMHead
+
+    return FPMHead(feature_info, num_classes, fpm_level=fpm_level, cls_level=cls_level, modulation=modulation,
+                   fusion=fusion, nu=nu, stats=stats, top_k=top_k, hidden=hidden, box_threshold=box_threshold)
+
+
+@describe(
+    summary="SR foreground control: CE + 0.5 CE(score_2) + 1.5 max(0, 0.5 - S_fg/S) + 1.2 mean(M) (fpm head)",
+    citation=SR_CITATION,
+)
+def foreground_control(num_classes: int, multilabel: bool, cls_weight: float = 1.0, ce2_weight: float = 0.5,
+                       fg_weight: float = 1.5, target_ratio: float = 0.5, area_weight: float = 1.2,
+                       eps: float = 1e-8, class_weights: list[float] | str | None = None,
+                       label_smoothing: float = 0.0) -> Any:
+    """Needs the ``fpm`` head; the foreground-masked re-score runs with frozen weights."""
+    from .erasing import ForegroundControlLoss
+
+    return ForegroundControlLoss(num_classes, multilabel, cls_weight=cls_weight, ce2_weight=ce2_weight,
+                                 fg_weight=fg_weight, target_ratio=target_ratio, area_weight=area_weight, eps=eps,
+                                 class_weights=class_weights, label_smoothing=label_smoothing)
+
+
+@describe(
+    summary="BAS background activation suppression: CE + 0.5 CE(score_2) + S_bg/S + 1.2 mean(M) (fpm head)",
+    citation=BAS_CITATION,
+)
+def bas(num_classes: int, multilabel: bool, cls_weight: float = 1.0, ce2_weight: float = 0.5,
+        bg_weight: float = 1.0, area_weight: float = 1.2, eps: float = 1e-8,
+        class_weights: list[float] | str | None = None, label_smoothing: float = 0.0) -> Any:
+    """Needs the ``fpm`` head; the background-masked re-score runs with frozen weights."""
+    from .erasing import BASLoss
+
+    return BASLoss(num_classes, multilabel, cls_weight=cls_weight, ce2_weight=ce2_weight, bg_weight=bg_weight,
+                   area_weight=area_weight, eps=eps, class_weights=class_weights, label_smoothing=label_smoothing)
+
+
+@describe(
+    summary="lambda CE + (1 - lambda) attention: differentiable Grad-CAM energy outside a segmenter/batch box region",
+    citation=ATTENTION_CITATION,
+)
+def attention_box(num_classes: int, multilabel: bool, source: str = "segmenter", segmenter: Any = None,
+                  segmenter_threshold: float = 0.5, rules: dict[str, Any] | None = None, method: str = "gradcam",
+                  layer: int | None = None, target: str = "label", mode: str = "energy", thresh: float = 0.3,
+                  sharpness: float = 20.0, lam: float = 0.5, adaptive: bool = False, lam_min: float = 0.2,
+                  lam_rate: float = 0.023, class_weights: list[float] | str | None = None,
+                  label_smoothing: float = 0.0, eps: float = 1e-8) -> Any:
+    """``source``: segmenter | boxes | mask; ``segmenter``: checkpoint path or segmenter spec;
+    ``rules``: {class: inside | upper | lower | outside | mask | null}; ``mode``: energy | ratio;
+    ``target``: label | predicted; lambda fixed (``lam``) or ``adaptive`` max(lam_min, 1 - lam_rate epoch)."""
+    from .attention import AttentionBoxLoss
+
+    return AttentionBoxLoss(num_classes, multilabel, source=source, segmenter=segmenter,
+                            segmenter_threshold=segmenter_threshold, rules=rules, method=method, layer=layer,
+                            target=target, mode=mode, thresh=thresh, sharpness=sharpness, lam=lam,
+                            adaptive=adaptive, lam_min=lam_min, lam_rate=lam_rate, class_weights=class_weights,
+                            label_smoothing=label_smoothing, eps=eps)
+
+
+# ---------------------------------------------------------------------- presets
+def _wsol(backbone: str, summary: str) -> Preset:
+    return Preset(
+        {"backbone": {"name": backbone},
+         "head": {"name": "fpm", "modulation": "nonlinear", "fusion": True, "top_k": 4, "box_threshold": 0.83},
+         "num_classes": len(NIH_BOX_CLASSES), "class_names": list(NIH_BOX_CLASSES),
+         "loss": [{"name": "foreground_control"}],
+         "attribution": {"name": "fpm", "key": "foreground"},
+         "preprocess": {"size": [256, 256]}},
+        summary=summary, citation=SR_CITATION,
+    )
+
+
+vmamba_wsol = _wsol("vmamba_tiny_sr", "SR method: VMamba-T (SR's 0220 configuration) + fpm head + foreground "
+                                      "control, 8 NIH box classes, 256 px")
+resnet50_wsol = _wsol("resnet50", "SR method on ResNet-50 (fpm head on layer3/layer4 + foreground control)")
+pvt_wsol = _wsol("pvt_v2_b2", "SR method on PVT v2-B2 (fpm head on stages 3/4 + foreground control)")
+
+
+def _attention(backbone: str, layer: int | None, summary: str) -> Preset:
+    loss = {"name": "attention_box", "source": "segmenter", "segmenter": None, "segmenter_threshold": 0.5,
+            "rules": dict(SEED_RULES), "method": "gradcam", "target": "predicted", "mode": "ratio",
+            "thresh": 0.3, "adaptive": True, "lam_min": 0.2, "lam_rate": 0.023}
+    if layer is not None:
+        loss["layer"] = layer
+    return Preset(
+        {"backbone": {"name": backbone}, "head": {"name": "linear"},
+         "num_classes": len(SEED_CLASSES), "class_names": list(SEED_CLASSES),
+         "loss": [loss], "attribution": {"name": "gradcam"} if layer is None else {"name": "gradcam", "layer": layer},
+         "preprocess": {"size": [224, 224], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}},
+        summary=summary + "; set loss[0].segmenter to a lung segmenter checkpoint", citation=ATTENTION_CITATION,
+    )
+
+
+pvt_attention_box = _attention("pvt_v2_b2", None, "Segmentation-driven attention (seed settings) on PVT v2-B2")
+resnet50_attention_box = _attention("resnet50", None, "Segmentation-driven attention (seed settings) on ResNet-50")
+vgg16_attention_box = _attention("vgg16", 4, "Segmentation-driven attention (seed settings) on VGG-16, "
+                                             "Grad-CAM at the last conv block (level 4)")
+
+resnet18_lesion_attention = Preset(
+    {"backbone": {"name": "resnet18"}, "head": {"name": "linear"},
+     "num_classes": len(BUSI_CLASSES), "class_names": list(BUSI_CLASSES),
+     "loss": [{"name": "attention_box", "source": "boxes", "rules": {"benign": "inside", "malignant": "inside"},
+               "mode": "energy", "target": "label", "lam": 0.5}],
+     "attribution": {"name": "gradcam"},
+     "preprocess": {"size": [224, 224]}},
+    summary="ResNet-18 + attention_box on the batch's lesion boxes (BUSI: benign/malignant inside the box)",
+    citation=ATTENTION_CITATION,
+)
