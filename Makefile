@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q -e ".[dev,app]"
+	rm -rf medcam.egg-info  # build leftover; from the source folder it would shadow the installed entry points
 	touch $@
 
 demo: install
@@ -23,3 +24,4 @@ test: install
 # after editing entry points in pyproject.toml (metadata only, no downloads)
 reinstall:
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	rm -rf medcam.egg-info

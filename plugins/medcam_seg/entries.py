@@ -1,0 +1,268 @@
+"""Light factories of the segmentation plugin: metadata plus a deferred import.
+
+Nothing heavy is imported here (no torch, no segmentation-models-pytorch), so
+``medcam list`` and ``medcam info`` can read this module cheaply. The Tiramisu
+configurations live here as plain numbers so that the registry can report the
+encoder backbones' channels and strides without building anything.
+
+Segmenter factories receive ``in_chans`` and ``num_classes`` from the segmenter
+spec (medcam injects them) and return a module mapping normalized images
+``(B, in_chans, H, W)`` to mask logits ``(B, num_classes, H, W)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from medcam.registry import describe
+
+# ---------------------------------------------------------------------------
+# Tiramisu (FC-DenseNet) configurations, Jegou et al. 2017, Table 2.
+# ---------------------------------------------------------------------------
+TIRAMISU_FIRST_CONV = 48
+TIRAMISU_CONFIGS: dict[int, dict[str, Any]] = {
+    56: {"growth": 12, "down": (4, 4, 4, 4, 4), "bottleneck": 4, "up": (4, 4, 4, 4, 4)},
+    67: {"growth": 16, "down": (5, 5, 5, 5, 5), "bottleneck": 5, "up": (5, 5, 5, 5, 5)},
+    103: {"growth": 16, "down": (4, 5, 7, 10, 12), "bottleneck": 15, "up": (12, 10, 7, 5, 4)},
+}
+#: Parameter counts printed in the paper's Table 2 (3-channel input, 11 CamVid classes).
+TIRAMISU_PAPER_PARAMS = {56: 1.5e6, 67: 3.5e6, 103: 9.4e6}
+TIRAMISU_STRIDES = (2, 4, 8, 16, 32)
+
+TIRAMISU_CITATION = ("Jegou, Drozdzal, Vazquez, Romero, Bengio, The One Hundred Layers Tiramisu: "
+                     "Fully Convolutional DenseNets for Semantic Segmentation, CVPR Workshops 2017")
+
+
+def tiramisu_encoder_channels(depth: int) -> list[int]:
+    """Channels of the encoder levels (strides 2, 4, 8, 16, 32) of FC-DenseNet``depth``.
+
+    Levels 0-3 are the transition-down outputs (a transition keeps the channel
+    count of its dense block's concatenated output); level 4 is the bottleneck
+    dense block's full concatenated output (input + new feature maps).
+    """
+    cfg = TIRAMISU_CONFIGS[depth]
+    channels, out = TIRAMISU_FIRST_CONV, []
+    for layers in cfg["down"]:
+        channels += layers * cfg["growth"]
+        out.append(channels)
+    out[-1] += cfg["bottleneck"] * cfg["growth"]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Segmenters with segmentation-models-pytorch decoders on any medcam backbone
+# ---------------------------------------------------------------------------
+# The encoder default is a mapping (not the string "resnet34") so the spec
+# validator accepts both a name and a part spec; it is copied, never mutated.
+_DEFAULT_ENCODER = {"name": "resnet34"}
+_ENCODER_NOTE = ("encoder: any registered backbone name or part spec (medcam list backbones); "
+                 "H and W must be divisible by its largest stride")
+
+
+@describe(
+    summary="U-Net decoder (segmentation-models-pytorch) on any medcam backbone",
+    citation="Ronneberger, Fischer, Brox, U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
+    note=_ENCODER_NOTE,
+)
+def unet(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
+         decoder_channels: list[int] | None = None, attention_type: str | None = None) -> Any:
+    """U-Net: one decoder block per encoder level, each upsampling to the next finer level and
+    concatenating it; the last block upsamples to the input size.
+
+    Args:
+        encoder: backbone name or part spec, e.g. ``{"name": "resnet34", "pretrained": true}``.
+        decoder_channels: output channels of each decoder block, one per encoder level
+            (default ``256, 128, 64, 32, 16`` truncated or extended with 16).
+        attention_type: ``None`` or ``"scse"`` (squeeze-and-excitation in the decoder blocks).
+    """
+    from .smp_nets import build_smp_segmenter
+
+    return build_smp_segmenter("unet", in_chans=in_chans, num_classes=num_classes, encoder=encoder,
+                               decoder_channels=decoder_channels, attention_type=attention_type)
+
+
+@describe(
+    summary="UNet++ nested decoder (segmentation-models-pytorch) on any medcam backbone",
+    citation="Zhou, Siddiquee, Tajbakhsh, Liang, UNet++: A Nested U-Net Architecture for Medical Image "
+             "Segmentation, DLMIA 2018",
+    note=_ENCODER_NOTE + "; levels must have doubling strides",
+)
+def unet_plus_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
+                   decoder_channels: list[int] | None = None, attention_type: str | None = None) -> Any:
+    """UNet++: nested, densely connected skip pathways between encoder and decoder.
+
+    Args:
+        encoder: backbone name or part spec; its levels must have doubling strides
+            (e.g. 2, 4, 8, 16, 32 or 4, 8, 16, 32).
+        decoder_channels: one per encoder level (same default as ``unet``).
+        attention_type: ``None`` or ``"scse"``.
+    """
+    from .smp_nets import build_smp_segmenter
+
+    return build_smp_segmenter("unet++", in_chans=in_chans, num_classes=num_classes, encoder=encoder,
+                               decoder_channels=decoder_channels, attention_type=attention_type)
+
+
+@describe(
+    summary="FPN semantic-segmentation decoder (segmentation-models-pytorch) on any medcam backbone",
+    citation="Lin et al., Feature Pyramid Networks for Object Detection, CVPR 2017; Kirillov et al., "
+             "Panoptic Feature Pyramid Networks, CVPR 2019",
+    note=_ENCODER_NOTE + "; uses the last 4 levels, which must have doubling strides",
+)
+def fpn(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER, pyramid_channels: int = 256,
+        segmentation_channels: int = 128, dropout: float = 0.2, merge_policy: str = "add") -> Any:
+    """FPN: a top-down pyramid over the encoder's last four levels, each upsampled to the finest
+    of them and merged (``"add"`` or ``"cat"``); logits are upsampled to the input size.
+
+    Args:
+        pyramid_channels: channels of the lateral/top-down pyramid.
+        segmentation_channels: channels per pyramid level after its conv blocks (multiple of 32:
+            the blocks use GroupNorm with 32 groups).
+        dropout: spatial dropout before the segmentation head.
+        merge_policy: ``"add"`` or ``"cat"``.
+    """
+    from .smp_nets import build_smp_segmenter
+
+    return build_smp_segmenter("fpn", in_chans=in_chans, num_classes=num_classes, encoder=encoder,
+                               pyramid_channels=pyramid_channels, segmentation_channels=segmentation_channels,
+                               dropout=dropout, merge_policy=merge_policy)
+
+
+@describe(
+    summary="DeepLabV3+ decoder (ASPP + low-level skip, segmentation-models-pytorch) on any medcam backbone",
+    citation="Chen, Zhu, Papandreou, Schroff, Adam, Encoder-Decoder with Atrous Separable Convolution for "
+             "Semantic Image Segmentation, ECCV 2018",
+    note=_ENCODER_NOTE + "; ASPP on the last level, skip from the stride-4 level",
+)
+def deeplabv3_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
+                   decoder_channels: int = 256, atrous_rates: list[int] | None = None,
+                   aspp_separable: bool = True, aspp_dropout: float = 0.5) -> Any:
+    """DeepLabV3+: atrous spatial pyramid pooling on the encoder's last level, upsampled to the
+    stride-4 level (or the finest level above stride 1) and fused with it; logits are
+    upsampled to the input size.
+
+    Args:
+        decoder_channels: channels of the ASPP and fusion convolutions.
+        atrous_rates: three dilation rates; default ``(6, 12, 18) * 16 / s`` for the last
+            level's stride ``s`` (the paper's rates at output stride 16, kept constant in pixels).
+        aspp_separable: depthwise-separable ASPP convolutions.
+        aspp_dropout: dropout after the ASPP projection.
+    """
+    from .smp_nets import build_smp_segmenter
+
+    return build_smp_segmenter("deeplabv3+", in_chans=in_chans, num_classes=num_classes, encoder=encoder,
+                               decoder_channels=decoder_channels, atrous_rates=atrous_rates,
+                               aspp_separable=aspp_separable, aspp_dropout=aspp_dropout)
+
+
+# ---------------------------------------------------------------------------
+# Tiramisu (FC-DenseNet) segmenters and their encoders as backbones
+# ---------------------------------------------------------------------------
+def _tiramisu(depth: int, in_chans: int, num_classes: int, drop_rate: float, encoder_checkpoint: str | None) -> Any:
+    from .tiramisu import FCDenseNet
+
+    return FCDenseNet(depth, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                      encoder_checkpoint=encoder_checkpoint)
+
+
+def _tiramisu_encoder(depth: int, in_chans: int, pretrained: bool, drop_rate: float,
+                      out_indices: list[int] | None, checkpoint_path: str | None) -> Any:
+    from .tiramisu import TiramisuBackbone
+
+    return TiramisuBackbone(depth, in_chans=in_chans, pretrained=pretrained, drop_rate=drop_rate,
+                            out_indices=out_indices, checkpoint_path=checkpoint_path)
+
+
+_SEG_DOC = """FC-DenseNet{depth} segmenter (Jegou et al. 2017, Table 2 configuration).
+
+    Args:
+        drop_rate: dropout after every dense-layer and transition-down convolution (paper: 0.2).
+        encoder_checkpoint: optional state dict file of a ``tiramisu{depth}_encoder`` backbone
+            (bare, or under ``backbone.``/``encoder.`` prefixes) to initialize the down path.
+    """
+_ENC_DOC = """FC-DenseNet{depth} down path as a classification backbone (levels at strides 2..32).
+
+    Args:
+        pretrained: no public weights exist; ``True`` raises (use ``checkpoint_path``).
+        drop_rate: dropout after every dense-layer and transition-down convolution.
+        out_indices: levels to return (default all five).
+        checkpoint_path: state dict file of this backbone, of a medcam classifier built on it
+            (``backbone.`` prefix) or of a ``tiramisu{depth}`` segmenter (``encoder.`` prefix).
+    """
+
+
+def _seg_meta(depth: int) -> dict[str, Any]:
+    cfg = TIRAMISU_CONFIGS[depth]
+    return {"summary": f"FC-DenseNet{depth} (growth {cfg['growth']}, ~{TIRAMISU_PAPER_PARAMS[depth] / 1e6:.1f}M "
+                       f"parameters) for segmentation; any input size",
+            "citation": TIRAMISU_CITATION}
+
+
+def _enc_meta(depth: int) -> dict[str, Any]:
+    return {"summary": f"FC-DenseNet{depth} down path (dense blocks + transitions down + bottleneck) as a backbone",
+            "citation": TIRAMISU_CITATION, "channels": tiramisu_encoder_channels(depth),
+            "strides": list(TIRAMISU_STRIDES), "cam_level": -1, "layout": "map",
+            "modules": [f"encoder.transitions.{i}" for i in range(4)] + ["final_norm"]}
+
+
+@describe(**_seg_meta(56))
+def tiramisu56(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+               encoder_checkpoint: str | None = None) -> Any:
+    return _tiramisu(56, in_chans, num_classes, drop_rate, encoder_checkpoint)
+
+
+@describe(**_seg_meta(67))
+def tiramisu67(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+               encoder_checkpoint: str | None = None) -> Any:
+    return _tiramisu(67, in_chans, num_classes, drop_rate, encoder_checkpoint)
+
+
+@describe(**_seg_meta(103))
+def tiramisu103(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+                encoder_checkpoint: str | None = None) -> Any:
+    return _tiramisu(103, in_chans, num_classes, drop_rate, encoder_checkpoint)
+
+
+@describe(**_enc_meta(56))
+def tiramisu56_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+                       out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
+    return _tiramisu_encoder(56, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
+
+
+@describe(**_enc_meta(67))
+def tiramisu67_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+                       out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
+    return _tiramisu_encoder(67, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
+
+
+@describe(**_enc_meta(103))
+def tiramisu103_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+                        out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
+    return _tiramisu_encoder(103, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
+
+
+for _depth in TIRAMISU_CONFIGS:
+    globals()[f"tiramisu{_depth}"].__doc__ = _SEG_DOC.format(depth=_depth)
+    globals()[f"tiramisu{_depth}_encoder"].__doc__ = _ENC_DOC.format(depth=_depth)
+del _depth
+
+
+# ---------------------------------------------------------------------------
+# Attention residual U-Net
+# ---------------------------------------------------------------------------
+@describe(
+    summary="Residual U-Net with additive attention gates on the skip connections",
+    citation="Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018; "
+             "Zhang, Liu, Wang, Road Extraction by Deep Residual U-Net, IEEE GRSL 2018; "
+             "He, Zhang, Ren, Sun, Identity Mappings in Deep Residual Networks, ECCV 2016",
+    note="H and W must be divisible by 2**depth",
+)
+def attention_resunet(in_chans: int = 3, num_classes: int = 1, base_channels: int = 32, depth: int = 4) -> Any:
+    """Attention residual U-Net (block structure in :class:`medcam_seg.attention_resunet.AttentionResUNet`).
+
+    Args:
+        base_channels: channels at full resolution; level ``i`` has ``base_channels * 2**i``.
+        depth: number of stride-2 residual stages (H and W must be divisible by ``2**depth``).
+    """
+    from .attention_resunet import AttentionResUNet
+
+    return AttentionResUNet(in_chans=in_chans, num_classes=num_classes, base_channels=base_channels, depth=depth)
