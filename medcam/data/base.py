@@ -288,6 +288,7 @@ class MedcamDataset(Dataset):
         image, mask, geometry = resize_stage(image, mask, self.preprocess)
         if self.cache is not None:
             self.cache.save(self._sources(record), image, mask, geometry)
+            image = self.cache.quantized(image)  # what a later hit returns: a cold and a warm cache agree
         return image, mask, geometry
 
     def build_cache(self) -> int:

@@ -110,6 +110,11 @@ class ResizedCache:
             return None
         return torch.from_numpy(image.astype(np.float32) / 65535.0), mask, geometry
 
+    @staticmethod
+    def quantized(image: Tensor) -> Tensor:
+        """``image`` as :meth:`load` returns it after a round trip (16-bit steps), so hits and misses agree."""
+        return torch.from_numpy(np.round(image.numpy() * 65535.0).astype("<u2").astype(np.float32) / 65535.0)
+
     def save(self, sources: Sequence[str], image: Tensor, mask: Tensor | None, geometry: Geometry) -> Path:
         """Store one resized image ``(C, h, w)`` in [0, 1], its mask and geometry; returns the entry path."""
         self._ensure_dir()

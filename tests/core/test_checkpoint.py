@@ -154,3 +154,15 @@ def test_without_weight_sources_is_recursive():
     assert without_weight_sources(spec) == {"backbone": {"pretrained": False, "checkpoint_path": None},
                                             "loss": [{"segmenter": {"pretrained": False}}],
                                             "other": {"pretrained": False}}
+
+
+def test_saved_file_has_umask_permissions(model, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = medcam.save(model, tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

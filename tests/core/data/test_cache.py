@@ -25,6 +25,7 @@ def test_cached_items_equal_uncached_items(tmp_path):
     first, second = cached_ds[0], cached_ds[0]
     entries = list((tmp_path / "cache").glob("*/*.bin"))
     assert len(entries) == 1 and (entries[0].parent / "params.json").is_file()
+    assert torch.equal(first["image"], second["image"])  # a miss returns exactly what a later hit returns
     for item in (first, second):
         assert torch.allclose(item["image"], plain["image"], atol=1 / 65535)
         assert torch.equal(item["mask"], plain["mask"]) and torch.equal(item["boxes"], plain["boxes"])
