@@ -15,6 +15,7 @@ __all__ = [
     "ShapeError",
     "DataError",
     "CheckpointError",
+    "TrainingError",
 ]
 
 
@@ -51,3 +52,7 @@ class DataError(MedcamError, ValueError):
 
 class CheckpointError(MedcamError, ValueError):
     """A checkpoint file is not a medcam checkpoint, is truncated, tampered or unsafe."""
+
+
+class TrainingError(MedcamError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN or infinite); the message says what to change."""

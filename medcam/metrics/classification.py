@@ -162,8 +162,9 @@ def _average_ranks(scores: Tensor) -> Tensor:
     new_group[1:] = ordered[1:] != ordered[:-1]
     group = new_group.long().cumsum(0) - 1 + torch.arange(k).mul(n)[None, :]  # unique id per (column, tie group)
     position = torch.arange(1, n + 1, dtype=torch.float64)[:, None].expand(n, k)
-    total = torch.zeros(n * k, dtype=torch.float64).index_add_(0, group.reshape(-1), position.reshape(-1))
-    count = torch.zeros(n * k, dtype=torch.float64).index_add_(0, group.reshape(-1), torch.ones(n * k, dtype=torch.float64))
+    flat = group.reshape(-1)
+    total = torch.zeros(n * k, dtype=torch.float64).index_add_(0, flat, position.reshape(-1))
+    count = torch.zeros(n * k, dtype=torch.float64).index_add_(0, flat, torch.ones(n * k, dtype=torch.float64))
     mean_rank = (total / count.clamp_min(1))[group]
     ranks = torch.empty_like(mean_rank)
     ranks.scatter_(0, order, mean_rank)

@@ -62,7 +62,8 @@ def test_multiclass_metrics_match_sklearn(k, ties):
 def test_absent_class_in_truth_and_predictions():
     # class 2 never occurs and is never predicted: zero support, precision/recall 0, AUC undefined
     labels = np.array([0, 0, 1, 1, 1, 0])
-    probs = np.array([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.9, 0.05, 0.05]])
+    probs = np.array([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1],
+                      [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.9, 0.05, 0.05]])
     report = classification_metrics(probs, labels, class_names=["a", "b", "c"])
     preds = probs.argmax(1)
     assert report["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, preds))

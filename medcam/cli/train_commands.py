@@ -1,0 +1,197 @@
+"""``medcam train``, ``medcam eval`` and ``medcam demo``."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _train_config(config_file: str | None, overrides: dict[str, Any]) -> Any:
+    from medcam.engine.config import TrainConfig
+
+    base = TrainConfig.load(config_file).to_dict() if config_file else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(base)
+
+
+def _is_main_process() -> bool:
+    """False in the non-zero ranks of a torchrun launch (only rank 0 prints results)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _quiet() -> None:
+    """Silence every tqdm bar, including the data package's (tqdm reads TQDM_DISABLE when first imported)."""
+    os.environ["TQDM_DISABLE"] = "1"
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 1:
+        raise click.BadParameter(f"must be at least 1, got {threads}", param_hint="--threads")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _default_out(spec: str) -> str:
+    stem = Path(spec).stem if spec.lower().endswith((".yaml", ".yml", ".json")) else spec
+    return str(Path("runs") / stem)
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    from medcam.engine.logs import format_metrics
+
+    return format_metrics(metrics)
+
+
+@click.command("train")
+@click.argument("spec")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The data set folder.")
+@click.option("--dataset", help="Layout: busi, imagefolder, nih, ... (default: detected from the folder).")
+@click.option("--epochs", type=int, help="Passes over the training set (default 10).")
+@click.option("--out", "out_dir", help="Output folder for checkpoints and logs (default runs/<spec>).")
+@click.option("--folds", type=int, help="k-fold cross-validation with K folds instead of one train/val/test split.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--seed", type=int, help="Training seed: weights, data order, augmentation (default 0).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML/JSON file of training settings (medcam.engine.TrainConfig); options override it.")
+@click.option("--batch-size", type=int, help="Global batch size (default 32).")
+@click.option("--lr", type=float, help="Peak learning rate (default 1e-3).")
+@click.option("--optimizer", help="sgd, adam, adamw (default) or rmsprop.")
+@click.option("--scheduler", help="constant, cosine (default), linear, step or plateau.")
+@click.option("--balanced/--no-balanced", "balanced_sampler", default=None,
+              help="Class-balanced sampling (default off).")
+@click.option("--early-stopping", type=int, help="Stop after this many epochs without improvement.")
+@click.option("--monitor", help="Validation metric for best checkpoint / early stopping (default balanced_accuracy).")
+@click.option("--amp", help="auto (default), off, fp16 or bf16.")
+@click.option("--device", help="auto (default), cpu, cuda, cuda:N.")
+@click.option("--workers", "num_workers", type=int, help="Data-loading worker processes (default 0).")
+@click.option("--augment", default="default", show_default=True,
+              help="Training augmentation preset: none, flip, light, default.")
+@click.option("--val", "val_fraction", type=float, default=0.15, show_default=True,
+              help="Validation fraction (unless the layout has a val part).")
+@click.option("--test", "test_fraction", type=float, default=0.15, show_default=True,
+              help="Test fraction (unless the layout has a test part).")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the stratified split.")
+@click.option("--cache", "cache_dir", help="Folder for a one-time resized copy of the images (faster epochs).")
+@click.option("--groups", help="Keep related images in one split: near_duplicates, or a CSV file image,group.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A data set option, e.g. -o task=effusion for NIH (repeatable).")
+@click.option("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice).")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str | None, folds: int | None,
+                  resume: bool, config_file: str | None, augment: str, val_fraction: float, test_fraction: float,
+                  split_seed: int, cache_dir: str | None, groups: str | None, options: tuple[str, ...],
+                  threads: int | None, quiet: bool, as_json: bool, **overrides: Any) -> None:
+    """Train SPEC (a preset name or a YAML/JSON model spec) on the data in --data.
+
+    Splits the data (stratified, seeded) into train / val / test, trains with
+    validation after every epoch, keeps the best checkpoint, and reports the
+    test metrics of the best checkpoint. With --folds K, runs k-fold
+    cross-validation and reports mean +/- std over folds. Multi-process:
+    torchrun --nproc_per_node=N -m medcam train ...
+    """
+    if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
+        overrides["progress"] = False
+        _quiet()
+    from medcam.data.factory import parse_options
+    from medcam.engine.runs import DataConfig, cross_validate, train_on_folder
+
+    if threads is not None:
+        _set_threads(threads)
+    config = _train_config(config_file, overrides)
+    data = DataConfig(path=data_path, dataset=dataset, val=val_fraction, test=0.0 if folds else test_fraction,
+                      split_seed=split_seed, augment=None if augment == "none" else augment, cache_dir=cache_dir,
+                      groups=groups, options=parse_options(options))
+    out = out_dir or _default_out(spec)
+    if folds:
+        result = cross_validate(spec, data, config, out, folds=folds, resume=resume)
+        if not _is_main_process():
+            return
+        if as_json:
+            click.echo(json.dumps({k: v for k, v in result.items() if k != "spec"}, indent=2))
+            return
+        click.echo((Path(out) / "cv_summary.txt").read_text().rstrip() if Path(out, "cv_summary.txt").is_file()
+                   else json.dumps(result["mean_std"], indent=2))
+        click.echo(f"# results: {Path(out) / 'cv_results.json'}")
+        return
+    result = train_on_folder(spec, data, config, out, resume=resume)
+    if not _is_main_process():
+        return
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "spec"}, indent=2))
+        return
+    click.echo(f"# split: {result['split']}  best epoch: {result['best_epoch']}  time: {result['time_s']}s")
+    if result["val"] is not None:
+        click.echo(f"validation (best epoch {result['best_epoch']}):")
+        click.echo(_metrics_text(result["val"]))
+    if result["test"] is not None:
+        click.echo("test (best checkpoint):")
+        click.echo(_metrics_text(result["test"]))
+    click.echo(f"# checkpoints and logs: {out}")
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The data set folder.")
+@click.option("--dataset", help="Layout (default: the checkpoint's, or detected).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A data set option, e.g. -o task=effusion for NIH (repeatable).")
+@click.option("--split", default="auto", show_default=True,
+              help="all, train, val, test, or auto (the training run's test split when --data is its "
+                   "folder, else all).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: tuple[str, ...], split: str,
+                 batch_size: int, device: str, quiet: bool, as_json: bool) -> None:
+    """Classification metrics of CHECKPOINT on the images in --data."""
+    if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
+        _quiet()
+    from medcam.data.factory import parse_options
+    from medcam.engine.runs import DataConfig, evaluate_checkpoint
+
+    data = DataConfig(path=data_path, dataset=dataset, options=parse_options(options))
+    result = evaluate_checkpoint(checkpoint, data, split=split,
+                                 batch_size=batch_size, device=device, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"# {checkpoint} on {data_path} ({result['split']}, {result['n']} images)")
+    click.echo(_metrics_text(result["metrics"]))
+
+
+@click.command("demo")
+@click.option("--data", "data_path", type=click.Path(exists=True, file_okay=False),
+              help="A BUSI-layout folder (class folders benign/ malignant/ normal/ with *_mask.png); "
+                   "default: generate a small synthetic lesion data set.")
+@click.option("--out", "out_dir", default="runs/demo", show_default=True, help="Output folder.")
+@click.option("--epochs", type=int, help="Override the demo's number of epochs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads for PyTorch. The demo's small convolutions gain little from more, and "
+                   "extra threads waste time spinning when the CPU is shared.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def demo_command(data_path: str | None, out_dir: str, epochs: int | None, seed: int, threads: int, quiet: bool,
+                 as_json: bool) -> None:
+    """Train a small classifier on BUSI-style ultrasound (a few minutes on a CPU) and
+    report its held-out metrics."""
+    if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
+        _quiet()
+    from medcam.engine.demo import demo_report, run_demo
+
+    _set_threads(threads)
+    result = run_demo(data_path, out_dir, epochs=epochs, seed=seed, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(demo_report(result))
+    sys.stdout.flush()

@@ -1,0 +1,17 @@
+"""Training and evaluation: :class:`Trainer`, :class:`TrainConfig`, :func:`evaluate`, cross-validation.
+
+    from medcam.engine import Trainer, TrainConfig
+    trainer = Trainer("tiny_classifier", TrainConfig(epochs=8), out_dir="runs/demo")
+    result = trainer.fit(train_set, val_set)
+
+See ``docs/training.md``.
+"""
+from __future__ import annotations
+
+from .config import TrainConfig
+from .distributed import DistContext
+from .evaluate import Predictions, evaluate, predict
+from .trainer import Callback, EarlyStopping, FitResult, Trainer
+
+__all__ = ["Trainer", "TrainConfig", "FitResult", "Callback", "EarlyStopping", "DistContext", "evaluate", "predict",
+           "Predictions"]

@@ -1,0 +1,212 @@
+"""The training configuration: every knob of :class:`~medcam.engine.Trainer`, validated.
+
+A :class:`TrainConfig` is plain data (numbers, strings, ``None``), so it is
+stored verbatim in checkpoints and the JSON-lines log, and a resumed run can
+check that it continues the same training. Build it from keywords, a mapping
+or a YAML/JSON file::
+
+    TrainConfig(epochs=8, lr=3e-3, balanced_sampler=True)
+    TrainConfig.from_dict({"optimizer": "sgd", "lr": 0.05})
+    TrainConfig.load("train.yaml")
+
+Unknown keys and misspelled choices are errors with close matches
+(``train.optimzer: unknown key; did you mean 'optimizer'?``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from medcam.errors import SpecError
+from medcam.registry import did_you_mean
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "RESUME_SAFE_KEYS"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("constant", "cosine", "linear", "step", "plateau")
+AMP_MODES = ("auto", "off", "fp16", "bf16")
+#: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule.
+MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+#: Keys that may change between a run and its ``--resume`` (they do not change the result).
+RESUME_SAFE_KEYS = ("epochs", "progress", "num_workers", "device", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the model itself comes from its spec).
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: the *global* batch size; under ``torchrun`` with W processes
+            each process takes ``batch_size / W`` samples per step, so results do
+            not depend on the number of processes.
+        eval_batch_size: batch size for evaluation (default ``2 * batch_size``).
+        optimizer: ``sgd`` (momentum, Nesterov), ``adam``, ``adamw`` or ``rmsprop``.
+        lr: peak learning rate.
+        weight_decay: decoupled (``adamw``) or L2 weight decay; never applied to
+            biases and normalization parameters (1-D tensors).
+        momentum: momentum for ``sgd`` and ``rmsprop``.
+        scheduler: learning-rate schedule: ``constant``, ``cosine`` (to
+            ``lr * min_lr_ratio``), ``linear`` (to ``lr * min_lr_ratio``), ``step``
+            (times ``gamma`` every ``step_epochs``) or ``plateau`` (times ``gamma``
+            when the monitored metric has not improved for ``plateau_patience`` epochs).
+        warmup_epochs: linear warm-up from ``lr / 100`` (may be fractional; not with ``plateau``).
+        min_lr_ratio: final learning rate of ``cosine``/``linear`` as a fraction of ``lr``.
+        step_epochs: period of the ``step`` schedule.
+        gamma: decay factor of ``step`` and ``plateau``.
+        plateau_patience: epochs without improvement before ``plateau`` decays.
+        grad_clip: clip the global gradient norm to this value (``None``: off).
+        amp: mixed precision: ``auto`` (fp16 or bf16 autocast on CUDA, off on CPU),
+            ``off``, ``fp16`` (CUDA only, with loss scaling) or ``bf16`` (also on CPU).
+        balanced_sampler: draw every class equally often (sampling with replacement,
+            ``N`` samples per epoch); single-label data only.
+        monitor: metric that selects the best checkpoint, drives early stopping
+            and the ``plateau`` schedule (computed on the validation set).
+        monitor_mode: ``max``, ``min`` or ``auto`` (``min`` for ``loss``, else ``max``).
+        early_stopping: stop after this many epochs without improvement (``None``: off).
+        seed: seeds weights, data order, augmentation and dropout; the same seed
+            gives the same weights.
+        num_workers: data-loading worker processes per training process.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        sync_bn: synchronize batch-norm statistics across processes (CUDA only).
+        progress: show tqdm progress bars (main process only).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    step_epochs: int = 10
+    gamma: float = 0.1
+    plateau_patience: int = 3
+    grad_clip: float | None = None
+    amp: str = "auto"
+    balanced_sampler: bool = False
+    monitor: str = "balanced_accuracy"
+    monitor_mode: str = "auto"
+    early_stopping: int | None = None
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    sync_bn: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ------------------------------------------------------------------ validation
+    def _choice(self, key: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, key)
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise SpecError(f"train.{key}: unknown value {value!r}{did_you_mean(str(value).lower(), choices)} "
+                            f"(choices: {', '.join(choices)})")
+        setattr(self, key, value.lower())
+
+    def _number(self, key: str, *, integer: bool = False, minimum: float | None = None, strict: bool = False,
+                optional: bool = False) -> None:
+        value = getattr(self, key)
+        if value is None and optional:
+            return
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise SpecError(f"train.{key}: expected {'an integer' if integer else 'a number'}"
+                            f"{' or null' if optional else ''}, got {value!r}")
+        if minimum is not None and (value < minimum or (strict and value == minimum)):
+            raise SpecError(f"train.{key}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
+        if not integer:
+            setattr(self, key, float(value))
+
+    def _validate(self) -> None:
+        self._number("epochs", integer=True, minimum=1)
+        self._number("batch_size", integer=True, minimum=1)
+        self._number("eval_batch_size", integer=True, minimum=1, optional=True)
+        self._choice("optimizer", OPTIMIZERS)
+        self._number("lr", minimum=0.0, strict=True)
+        self._number("weight_decay", minimum=0.0)
+        self._number("momentum", minimum=0.0)
+        self._choice("scheduler", SCHEDULERS)
+        self._number("warmup_epochs", minimum=0.0)
+        self._number("min_lr_ratio", minimum=0.0)
+        if self.min_lr_ratio > 1:
+            raise SpecError(f"train.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        self._number("step_epochs", integer=True, minimum=1)
+        self._number("gamma", minimum=0.0, strict=True)
+        self._number("plateau_patience", integer=True, minimum=0)
+        self._number("grad_clip", minimum=0.0, strict=True, optional=True)
+        self._choice("amp", AMP_MODES)
+        self._choice("monitor", MONITORS)
+        self._choice("monitor_mode", ("auto", "max", "min"))
+        self._number("early_stopping", integer=True, minimum=1, optional=True)
+        self._number("seed", integer=True, minimum=0)
+        self._number("num_workers", integer=True, minimum=0)
+        for key in ("balanced_sampler", "sync_bn", "progress"):
+            if not isinstance(getattr(self, key), bool):
+                raise SpecError(f"train.{key}: expected true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda", "mps")
+                                                    or self.device.startswith("cuda:")):
+            raise SpecError(f"train.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.scheduler == "plateau" and self.warmup_epochs:
+            raise SpecError("train.warmup_epochs: the plateau schedule has no warm-up; use cosine or set it to 0")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def mode(self) -> str:
+        """``"max"`` or ``"min"``: the direction in which :attr:`monitor` improves."""
+        if self.monitor_mode != "auto":
+            return self.monitor_mode
+        return "min" if self.monitor == "loss" else "max"
+
+    @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or 2 * self.batch_size
+
+    # ------------------------------------------------------------------ conversion
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every setting (what checkpoints and logs store)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A validated copy with some settings changed."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | "TrainConfig" | None) -> "TrainConfig":
+        """Build from a mapping; unknown keys raise :class:`SpecError` with close matches."""
+        if isinstance(data, TrainConfig):
+            return data
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise SpecError(f"train: expected a mapping of training settings, got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in known:
+                raise SpecError(f"train.{key}: unknown key{did_you_mean(str(key), known)} (keys: {', '.join(known)})")
+        return cls(**dict(data))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "TrainConfig":
+        """Read a YAML or JSON file holding a mapping of settings (optionally under ``train:``)."""
+        from medcam.spec import load_spec
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"training config '{p}' does not exist")
+        data = load_spec(p)
+        if set(data) == {"train"}:
+            data = data["train"]
+        return cls.from_dict(data)
+
+    def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = RESUME_SAFE_KEYS) -> list[str]:
+        """Keys whose values differ from ``other`` (except ``ignore``), as ``"key: a -> b"``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if k not in ignore and mine[k] != theirs.get(k)]

@@ -1,0 +1,339 @@
+"""Whole runs from a data folder: split -> train -> test, k-fold cross-validation, checkpoint evaluation.
+
+These are what ``medcam train`` and ``medcam eval`` call; use them from Python
+the same way::
+
+    from medcam.engine.runs import DataConfig, train_on_folder
+    result = train_on_folder("tiny_classifier", DataConfig("../shared/data/busi", dataset="busi"),
+                             {"epochs": 10, "balanced_sampler": True}, out_dir="runs/busi")
+    result["test"]["balanced_accuracy"]
+
+The model spec's ``num_classes``, ``class_names`` and ``multilabel`` are set
+from the data set (a spec that names other classes is an error), and its
+``preprocess`` settings tell the data set how to size the images.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from medcam.errors import CheckpointError, DataError, SpecError
+
+from .config import TrainConfig
+from .distributed import DistContext
+from .logs import atomic_write_text, format_metrics
+from .trainer import Callback, Trainer
+
+__all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "train_on_folder", "cross_validate",
+           "evaluate_checkpoint", "SCALAR_METRICS", "mean_std"]
+
+#: Metrics summarized as mean +/- std over folds.
+SCALAR_METRICS = ("accuracy", "balanced_accuracy", "auc", "macro_f1", "loss")
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is split.
+
+    Attributes:
+        path: the data set folder.
+        dataset: layout name (``busi``, ``imagefolder``, ``nih``, ...); ``None`` detects it.
+        val: fraction held out for validation (model selection), unless the layout fixes a val part.
+        test: fraction held out for the final test, unless the layout fixes a test part.
+        split_seed: seed of the stratified split (separate from the training seed,
+            so several training seeds share one split).
+        augment: training augmentation (a preset name of :mod:`medcam.data.transforms`, a mapping or None).
+        cache_dir: folder for a one-time resized copy of the images (faster epochs), or None.
+        groups: group keys so related images stay in one split (e.g. ``"near_duplicates"``), or None.
+        options: further keyword arguments of the layout (e.g. NIH ``task``).
+    """
+
+    path: str
+    dataset: str | None = None
+    val: float = 0.15
+    test: float = 0.15
+    split_seed: int = 0
+    augment: Any = "default"
+    cache_dir: str | None = None
+    groups: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = os.fspath(self.path)
+        return out
+
+
+def open_dataset(data: DataConfig, spec: Mapping[str, Any]) -> Any:
+    """The full data set (every split), preprocessed for the resolved model ``spec``."""
+    from medcam.data import build_dataset
+
+    options = dict(data.options)
+    if data.cache_dir is not None:
+        options["cache_dir"] = data.cache_dir
+    if data.groups is not None:
+        options["groups"] = data.groups
+    dataset = build_dataset(data.dataset, data.path, preprocess=spec, **options)
+    if data.cache_dir is not None:
+        # Fill the cache before training: every epoch, including the first, then reads the same
+        # cached pixels, so a run gives the same result with a cold or a warm cache.
+        dataset.build_cache()
+    return dataset
+
+
+def fit_spec_to_data(spec_source: Any, dataset: Any) -> dict[str, Any]:
+    """The resolved model spec with ``num_classes``, ``class_names`` and ``multilabel`` of ``dataset``.
+
+    Raises:
+        SpecError: the spec names class names that differ from the data set's.
+    """
+    from medcam.spec import load_spec, resolve_model_spec
+
+    raw = load_spec(spec_source)
+    names = [str(c) for c in dataset.class_names]
+    given = raw.get("class_names")
+    if given is not None and [str(c) for c in given] != names:
+        raise SpecError(f"class_names: the spec says {list(given)} but the data set has {names} (in label order); "
+                        f"remove class_names from the spec or match the data")
+    raw["num_classes"] = len(names)
+    raw["class_names"] = names
+    raw["multilabel"] = bool(getattr(dataset, "multilabel", False))
+    return resolve_model_spec(raw)
+
+
+def _spec_for_data(spec_source: Any) -> dict[str, Any]:
+    """The spec resolved for its ``preprocess`` and ``in_chans`` only (classes come from the data later)."""
+    from medcam.spec import load_spec, resolve_model_spec
+
+    raw = load_spec(spec_source)
+    raw["class_names"] = None  # None, not absent: a preset's class names would clash with the provisional count
+    raw["num_classes"] = 1  # provisional: set from the data set by fit_spec_to_data
+    return resolve_model_spec(raw)
+
+
+def _split(full: Any, data: DataConfig) -> dict[str, Any]:
+    parts = full.splits(data.val, data.test, seed=data.split_seed)
+    out: dict[str, Any] = {"indices": parts}
+    if not parts["train"]:
+        raise DataError(f"{data.path}: the split left no training images")
+    out["train"] = full.subset(parts["train"], augment=data.augment)
+    out["val"] = full.subset(parts["val"], augment=None) if parts["val"] else None
+    out["test"] = full.subset(parts["test"], augment=None) if parts["test"] else None
+    return out
+
+
+def _data_info(data: DataConfig, full: Any, sizes: Mapping[str, int]) -> dict[str, Any]:
+    info = data.to_dict()
+    info["dataset"] = getattr(full, "layout", data.dataset)
+    info["path"] = str(Path(data.path).resolve())
+    info["split_sizes"] = dict(sizes)
+    info["class_names"] = list(full.class_names)
+    return json.loads(json.dumps(info, default=str))
+
+
+def _check_out(out_dir: Path, resume: bool) -> None:
+    last = out_dir / "last.pt"
+    if last.is_file() and not resume:
+        raise CheckpointError(f"{out_dir} already holds a training run ({last}); pass --resume to continue it "
+                              f"or choose another --out folder")
+
+
+def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None, out_dir: str | Path,
+                    *, resume: bool = False, callbacks: Sequence[Callback] = (),
+                    dist: DistContext | None = None,
+                    test_evaluations: Mapping[str, Callable[[Any, Any], dict[str, Any]]] | None = None
+                    ) -> dict[str, Any]:
+    """Split the data, train with validation, then test the best checkpoint.
+
+    Writes ``out_dir/{last,best}.pt``, ``metrics.jsonl``, ``summary_*.txt`` and
+    ``results.json`` (split sizes, best epoch, validation and test metrics).
+
+    Args:
+        test_evaluations: further evaluations of the best model on the test set,
+            ``name -> fn(model, test_set) -> dict`` (e.g. localization metrics
+            against the masks); their results go to ``result["test_extra"][name]``.
+
+    Returns:
+        ``{"out", "spec", "data", "split", "best_epoch", "stopped_early", "val", "test", "test_extra",
+        "time_s"}``; ``val`` and ``test`` are :func:`~medcam.metrics.classification.classification_metrics`
+        dicts (``test`` of the best checkpoint; ``None`` without a test part).
+    """
+    began = time.perf_counter()
+    cfg = TrainConfig.from_dict(config)
+    dist = dist or DistContext.from_env(cfg.device)
+    out = Path(out_dir)
+    _check_out(out, resume)
+    full = open_dataset(data, _spec_for_data(spec))
+    resolved = fit_spec_to_data(spec, full)
+    parts = _split(full, data)
+    sizes = {k: len(v) for k, v in parts["indices"].items()}
+    info = _data_info(data, full, sizes)
+    trainer = Trainer(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist)
+    fit = trainer.fit(parts["train"], parts["val"], resume=resume)
+    trainer.load_best()
+    test = trainer.evaluate(parts["test"], desc="test") if parts["test"] is not None else None
+    extra = {}
+    if parts["test"] is not None:
+        for name, fn in (test_evaluations or {}).items():
+            extra[name] = fn(trainer.model, parts["test"])
+    result = {"out": str(out), "spec": resolved, "data": info, "split": sizes, "best_epoch": fit.best_epoch,
+              "stopped_early": fit.stopped_early, "val": fit.best_metrics, "test": test, "test_extra": extra,
+              "time_s": round(time.perf_counter() - began, 1)}
+    if dist.is_main:
+        atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
+        if test is not None and trainer.files is not None:
+            trainer.files.write_summary(spec=resolved, config=cfg, history=fit.history, best=trainer.best_record(),
+                                        data=info, status="finished",
+                                        extra={f"test set (best checkpoint, epoch {fit.best_epoch}):":
+                                               format_metrics(test)})
+    return result
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value) of the defined values."""
+    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not xs:
+        return None, None
+    return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+
+
+def _summarize_folds(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for key in SCALAR_METRICS:
+        m, s = mean_std([r.get(key) for r in rows])
+        summary[key] = {"mean": m, "std": s}
+    for name in class_names:
+        for key in ("precision", "recall", "f1", "auc"):
+            m, s = mean_std([r["per_class"][name][key] for r in rows])
+            summary[f"{name}.{key}"] = {"mean": m, "std": s}
+    return summary
+
+
+def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: int) -> str:
+    lines = [f"{k}-fold cross-validation: metrics of each fold's final model on its held-out fold", "",
+             f"{'fold':>4}  {'n':>5}  {'accuracy':>8}  {'bal_acc':>7}  {'auc':>6}  {'macro_f1':>8}  {'loss':>6}"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    for f in folds:
+        m = f["val"]
+        lines.append(f"{f['fold']:>4}  {m['n']:>5}  {num(m['accuracy']):>8}  {num(m['balanced_accuracy']):>7}  "
+                     f"{num(m['auc']):>6}  {num(m['macro_f1']):>8}  {num(m['loss']):>6}")
+    lines.append("")
+    lines.append("mean +/- std (sample std over folds):")
+    for key, row in summary.items():
+        if row["mean"] is not None:
+            lines.append(f"  {key:<24} {row['mean']:.4f} +/- {row['std']:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None, out_dir: str | Path,
+                   *, folds: int = 5, resume: bool = False, callbacks: Sequence[Callback] = (),
+                   dist: DistContext | None = None) -> dict[str, Any]:
+    """Stratified k-fold cross-validation: train one model per fold in ``out_dir/fold<i>``.
+
+    Each fold trains on k-1 folds and is scored, after its last epoch, on the
+    held-out fold (the best-epoch checkpoint is kept too, but selecting it on the
+    fold it is scored on would bias the estimate upwards). A test part the
+    layout fixes (e.g. a ``test/`` folder) is held out of every fold and scored
+    as well. Writes ``cv_results.json`` and ``cv_summary.txt`` with per-fold
+    results and mean +/- std.
+
+    Returns:
+        ``{"folds": [{"fold", "sizes", "val", "test"}, ...], "mean_std": {metric: {"mean", "std"}},
+        "test_mean_std": ... | None, "out"}``.
+    """
+    cfg = TrainConfig.from_dict(config)
+    dist = dist or DistContext.from_env(cfg.device)
+    out = Path(out_dir)
+    if not resume and any((out / f"fold{i + 1}" / "last.pt").is_file() for i in range(folds)):
+        raise CheckpointError(f"{out} already holds a cross-validation run; pass --resume to continue it or "
+                              f"choose another --out folder")
+    full = open_dataset(data, _spec_for_data(spec))
+    resolved = fit_spec_to_data(spec, full)
+    parts = full.folds(folds, seed=data.split_seed)
+    rows: list[dict[str, Any]] = []
+    for i, part in enumerate(parts):
+        train = full.subset(part["train"], augment=data.augment)
+        val = full.subset(part["val"], augment=None)
+        test = full.subset(part["test"], augment=None) if part["test"] else None
+        sizes = {k: len(v) for k, v in part.items()}
+        info = {**_data_info(data, full, sizes), "fold": i + 1, "folds": folds}
+        trainer = Trainer(resolved, cfg, out_dir=out / f"fold{i + 1}", callbacks=callbacks, data_info=info, dist=dist)
+        if dist.is_main and cfg.progress:
+            trainer.log(f"fold {i + 1}/{folds}: {sizes['train']} training, {sizes['val']} held-out images")
+        trainer.fit(train, val, resume=resume)
+        row = {"fold": i + 1, "sizes": sizes, "val": trainer.evaluate(val, desc=f"fold {i + 1}"),
+               "test": trainer.evaluate(test, desc="test") if test is not None else None}
+        rows.append(row)
+    names = list(resolved["class_names"])
+    result = {"out": str(out), "folds": rows, "mean_std": _summarize_folds([r["val"] for r in rows], names),
+              "test_mean_std": (_summarize_folds([r["test"] for r in rows], names) if rows and rows[0]["test"]
+                                else None), "spec": resolved}
+    if dist.is_main:
+        atomic_write_text(out / "cv_results.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out / "cv_summary.txt", _cv_text(rows, result["mean_std"], folds))
+    return result
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str = "auto", batch_size: int = 64,
+                        device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Metrics of a saved model on a data folder.
+
+    Args:
+        checkpoint: a ``.pt`` written by :func:`medcam.save` (e.g. ``best.pt``).
+        data: the data; images are prepared as the checkpoint's spec says.
+        split: ``all`` (every image), ``train``/``val``/``test`` (the split the
+            training run used, recomputed from the fractions and seed it stored),
+            or ``auto``: ``test`` when the checkpoint was trained on this same
+            folder, else ``all``.
+
+    Returns:
+        ``{"checkpoint", "split", "n", "metrics"}``.
+    """
+    import medcam
+    from medcam.engine.distributed import resolve_device
+    from medcam.engine.evaluate import evaluate
+
+    choices = ("auto", "all", "train", "val", "test")
+    if split not in choices:
+        from medcam.registry import did_you_mean
+
+        raise SpecError(f"split: unknown value {split!r}{did_you_mean(split, choices)} (choices: {', '.join(choices)})")
+    dev = resolve_device(device)
+    model = medcam.load(checkpoint, map_location=dev)
+    meta = getattr(model, "checkpoint_metadata", {}) or {}
+    trained = meta.get("data") or {}
+    same_folder = bool(trained.get("path")) and Path(trained["path"]).resolve() == Path(data.path).resolve()
+    if split == "auto":
+        split = "test" if same_folder and trained.get("split_sizes", {}).get("test") else "all"
+    if split != "all" and not same_folder:
+        raise CheckpointError(f"--split {split}: {checkpoint} was not trained on {data.path} (or has no record of "
+                              f"its training split); use --split all")
+    if same_folder:  # the training run's layout, options and split settings unless told otherwise
+        data = DataConfig(**{**data.to_dict(), "val": trained.get("val", data.val),
+                             "test": trained.get("test", data.test),
+                             "split_seed": trained.get("split_seed", data.split_seed),
+                             "dataset": data.dataset or trained.get("dataset"),
+                             "options": data.options or dict(trained.get("options") or {}),
+                             "groups": data.groups if data.groups is not None else trained.get("groups")})
+    full = open_dataset(data, model.spec)
+    names = list(full.class_names)
+    if model.spec.get("class_names") and list(model.spec["class_names"]) != names:
+        raise DataError(f"{data.path}: classes {names} do not match the checkpoint's {model.spec['class_names']}")
+    if split == "all":
+        subset = full.with_augment(None)
+    else:
+        subset = full.subset(full.splits(data.val, data.test, seed=data.split_seed)[split], augment=None)
+        if len(subset) == 0:
+            raise DataError(f"{data.path}: the '{split}' split is empty")
+    metrics = evaluate(model, subset, batch_size=batch_size, device=dev, progress=progress, desc=f"eval {split}")
+    return {"checkpoint": str(checkpoint), "split": split, "n": len(subset), "metrics": metrics}

@@ -1,0 +1,61 @@
+"""medcam.engine.config: validation, close-match errors, file loading, resume differences."""
+from __future__ import annotations
+
+import pytest
+
+from medcam.engine.config import TrainConfig
+from medcam.errors import SpecError
+
+
+def test_defaults_and_derived_values():
+    cfg = TrainConfig()
+    assert cfg.mode == "max" and cfg.eval_batch == 64
+    assert TrainConfig(monitor="loss").mode == "min"
+    assert TrainConfig(monitor="auc", monitor_mode="min").mode == "min"
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optimizer", "adamx", "did you mean 'adam'"),
+    ("scheduler", "cosin", "did you mean 'cosine'"),
+    ("monitor", "balanced_acc", "did you mean 'balanced_accuracy'"),
+    ("amp", "fp32", "choices: auto, off, fp16, bf16"),
+    ("epochs", 0, "must be >= 1"),
+    ("lr", 0.0, "must be > 0.0"),
+    ("batch_size", 2.5, "expected an integer"),
+    ("balanced_sampler", "yes", "expected true or false"),
+    ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
+    ("min_lr_ratio", 2.0, "must be in [0, 1]"),
+])
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(SpecError) as info:
+        TrainConfig(**{key: value})
+    assert str(info.value).startswith(f"train.{key}: ") and message in str(info.value)
+
+
+def test_unknown_key_suggests_close_match():
+    with pytest.raises(SpecError, match=r"train\.optimzer: unknown key; did you mean 'optimizer'\?"):
+        TrainConfig.from_dict({"optimzer": "sgd"})
+
+
+def test_plateau_rejects_warmup():
+    with pytest.raises(SpecError, match="plateau schedule has no warm-up"):
+        TrainConfig(scheduler="plateau", warmup_epochs=1)
+
+
+def test_round_trip_and_file(tmp_path):
+    cfg = TrainConfig(epochs=3, optimizer="SGD", lr=0.05)
+    assert cfg.optimizer == "sgd"
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    path = tmp_path / "train.yaml"
+    path.write_text("train:\n  epochs: 4\n  balanced_sampler: true\n")
+    loaded = TrainConfig.load(path)
+    assert loaded.epochs == 4 and loaded.balanced_sampler
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        TrainConfig.load(tmp_path / "nope.yaml")
+
+
+def test_differences_ignore_resume_safe_keys():
+    a = TrainConfig(epochs=3, lr=0.1)
+    assert a.differences(a.replace(epochs=5, progress=False)) == []
+    assert a.differences(a.replace(lr=0.2)) == ["lr: 0.2 -> 0.1"]

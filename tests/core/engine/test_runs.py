@@ -1,0 +1,63 @@
+"""medcam.engine.runs: split/train/test on a folder, k-fold cross-validation, checkpoint evaluation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medcam.data.synthetic import write_busi_folder
+from medcam.engine.runs import DataConfig, cross_validate, evaluate_checkpoint, mean_std, train_on_folder
+from medcam.errors import CheckpointError, SpecError
+
+SPEC = {"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 2, "preprocess": {"size": 32}}
+CONFIG = {"epochs": 1, "batch_size": 8, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_busi_folder(tmp_path_factory.mktemp("data") / "busi", [8, 8, 8], size=40, seed=0)
+
+
+def test_train_on_folder_then_evaluate_checkpoint(folder, tmp_path):
+    data = DataConfig(str(folder), dataset="busi", val=0.25, test=0.25, augment="flip")
+    result = train_on_folder(SPEC, data, CONFIG, tmp_path / "run",
+                             test_evaluations={"count": lambda model, ds: {"n": len(ds)}})
+    assert result["spec"]["num_classes"] == 3 and result["spec"]["class_names"] == ["normal", "benign", "malignant"]
+    assert result["split"] == {"train": 12, "val": 6, "test": 6}
+    assert result["test"]["n"] == 6 and result["test_extra"] == {"count": {"n": 6}}
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["test"]["balanced_accuracy"] == result["test"]["balanced_accuracy"]
+    assert "test set (best checkpoint" in next((tmp_path / "run").glob("summary_*.txt")).read_text()
+    auto = evaluate_checkpoint(tmp_path / "run" / "best.pt", DataConfig(str(folder)), progress=False)
+    assert auto["split"] == "test" and auto["n"] == 6
+    assert auto["metrics"]["balanced_accuracy"] == pytest.approx(result["test"]["balanced_accuracy"])
+    every = evaluate_checkpoint(tmp_path / "run" / "best.pt", DataConfig(str(folder)), split="all", progress=False)
+    assert every["n"] == 24
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        train_on_folder(SPEC, data, CONFIG, tmp_path / "run")
+    with pytest.raises(SpecError, match="did you mean 'test'"):
+        evaluate_checkpoint(tmp_path / "run" / "best.pt", DataConfig(str(folder)), split="tset")
+
+
+def test_spec_class_names_must_match_the_data(folder, tmp_path):
+    spec = {**SPEC, "num_classes": 3, "class_names": ["a", "b", "c"]}
+    with pytest.raises(SpecError, match=r"class_names: the spec says \['a', 'b', 'c'\]"):
+        train_on_folder(spec, DataConfig(str(folder)), CONFIG, tmp_path / "run")
+
+
+def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
+    result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3)
+    assert [f["fold"] for f in result["folds"]] == [1, 2, 3]
+    assert sorted(n for f in result["folds"] for n in [f["val"]["n"]]) == [8, 8, 8]
+    values = [f["val"]["balanced_accuracy"] for f in result["folds"]]
+    assert result["mean_std"]["balanced_accuracy"]["mean"] == pytest.approx(sum(values) / 3)
+    assert (tmp_path / "cv" / "fold3" / "best.pt").is_file()
+    text = (tmp_path / "cv" / "cv_summary.txt").read_text()
+    assert "3-fold cross-validation" in text and "balanced_accuracy" in text
+    again = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3, resume=True)
+    assert again["mean_std"]["balanced_accuracy"] == result["mean_std"]["balanced_accuracy"]
+
+
+def test_mean_std():
+    assert mean_std([1.0, 3.0, None]) == (2.0, pytest.approx(2 ** 0.5))
+    assert mean_std([None]) == (None, None) and mean_std([2.0]) == (2.0, 0.0)
