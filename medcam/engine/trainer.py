@@ -21,6 +21,8 @@ declares ``needs_features`` (see :mod:`medcam.loss`).
 """
 from __future__ import annotations
 
+from abc import ABC
+
 import contextlib
 import copy
 import math
@@ -50,8 +52,8 @@ from .seeding import derive_seed, seed_everything
 __all__ = ["Trainer", "FitResult", "Callback", "EarlyStopping"]
 
 
-class Callback:
-    """Hooks into :meth:`Trainer.fit`; override the ones you need (all run on every process)."""
+class Callback(ABC):  # noqa: B024 - every hook is optional; the defaults do nothing
+    """Hooks into :meth:`Trainer.fit`; subclass and override the ones you need (all run on every process)."""
 
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
         """Before epoch ``epoch`` (0-based)."""

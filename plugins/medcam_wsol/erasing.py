@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import Tensor, nn
 
@@ -51,7 +53,7 @@ def _number(value: Any, name: str, minimum: float | None = 0.0) -> float:
     return float(value)
 
 
-class _ErasingLoss(nn.Module):
+class _ErasingLoss(nn.Module, ABC):
     """Shared part: the two cross-entropies, the frozen re-score and the area term."""
 
     kind = ""  # "foreground" | "background"
@@ -79,10 +81,12 @@ class _ErasingLoss(nn.Module):
         """Forward the training class counts to the cross-entropies (``class_weights="balanced"``)."""
         self.ce.set_class_counts(counts)
 
+    @abstractmethod
     def erase(self, foreground: Tensor) -> Tensor:
         """The mask ``(B, 1, h, w)`` applied to ``F``."""
         raise NotImplementedError
 
+    @abstractmethod
     def ratio_term(self, masked: Tensor, full: Tensor) -> Tensor:
         """Per-image term ``(B,)`` from the masked and full label scores ``(B,)``."""
         raise NotImplementedError

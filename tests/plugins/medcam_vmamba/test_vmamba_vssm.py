@@ -166,7 +166,8 @@ def test_no_cuda_calls_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
                  "device_count", "current_stream"):
         monkeypatch.setattr(torch.cuda, name, forbidden)
     model = tiny()
-    model(torch.randn(1, 3, 64, 64))[-1].sum().backward()
+    sum(level.sum() for level in model(torch.randn(1, 3, 64, 64))).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
