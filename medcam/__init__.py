@@ -13,8 +13,9 @@ stays fast and never imports torch or plugin code until it is needed.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from medcam._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -40,16 +41,8 @@ _LAZY = {
     "errors": "medcam.errors",
 }
 
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 __all__ = sorted(_LAZY) + ["list_names", "info", "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith("." + name) else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medcam' has no attribute '{name}'")
 
 
 def list_names(kind: str, pattern: str = "*") -> list[str]:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "demo": "medcam.cli.train_commands:demo_command",
     "explain": "medcam.cli.explain_commands:explain_command",
     "app": "medcam.cli.explain_commands:app_command",
+    "bench": "medcam.cli.bench_commands:bench_command",
 }
 
 _DEBUG_ENV = "MEDCAM_DEBUG"

@@ -11,8 +11,7 @@ Attributes are imported lazily, so ``import medcam.data`` is cheap.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medcam._lazy import lazy_attributes
 
 _LAZY = {
     "MedcamDataset": "medcam.data.base",
@@ -47,16 +46,5 @@ _LAZY = {
     "DATASETS": "medcam.data.factory",
 }
 
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medcam.data' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

@@ -17,8 +17,7 @@ which a subpackage of the same name would shadow once imported.)
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medcam._lazy import lazy_attributes
 
 _LAZY = {
     "Explainer": "medcam.inference.pipeline",
@@ -34,16 +33,5 @@ _LAZY = {
     "write_pngs": "medcam.inference.render",
 }
 
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medcam.inference' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

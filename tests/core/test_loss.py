@@ -24,7 +24,7 @@ class Const(nn.Module):
 def test_weighted_sum_and_term_logs():
     loss = CompositeLoss([("x", 2.0, Const(1.0)), ("y", 0.5, Const(3.0, terms=True)), ("x", 1.0, Const(4.0))])
     total, logs = loss(None, {}, None)
-    assert float(total) == pytest.approx(2 * 1 + 0.5 * 9 + 4)
+    assert total.item() == pytest.approx(2 * 1 + 0.5 * 9 + 4) and total.requires_grad
     assert logs == {"x": 1.0, "y.a": 3.0, "y.b": 6.0, "y": 9.0, "x#2": 4.0, "total": pytest.approx(10.5)}
 
 

@@ -12,65 +12,55 @@ import yaml
 from medcam.cli import main
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_list_all_and_kind_and_pattern(capsys):
-    code, out, _ = run(capsys, "list")
+def test_list_all_and_kind_and_pattern(cli):
+    code, out, _ = cli("list")
     assert code == 0 and "backbones (" in out and "tiny_cnn" in out and "models (" in out
-    code, out, _ = run(capsys, "list", "backbone", "tiny*")
+    code, out, _ = cli("list", "backbone", "tiny*")
     assert code == 0 and "channels=[16, 32, 64, 128] strides=[4, 8, 16, 32]" in out
-    code, out, _ = run(capsys, "list", "tiny*")  # a pattern across every kind
+    code, out, _ = cli("list", "tiny*")  # a pattern across every kind
     assert "tiny_cnn" in out and "tiny_classifier" in out
-    code, out, _ = run(capsys, "list", "losses", "--json")
+    code, out, _ = cli("list", "losses", "--json")
     rows = json.loads(out)["losses"]
     assert any(r["name"] == "ce" and r["provider"] == "medcam" for r in rows)
 
 
-def test_list_unknown_kind_with_pattern(capsys):
-    code, _, err = run(capsys, "list", "backbonez", "res*")
+def test_list_unknown_kind_with_pattern(cli):
+    code, _, err = cli("list", "backbonez", "res*")
     assert code == 2 and err.startswith("error: unknown kind 'backbonez'; did you mean 'backbones'?")
 
 
-def test_info(capsys):
-    code, out, _ = run(capsys, "info", "tiny_cnn")
+def test_info(cli):
+    code, out, _ = cli("info", "tiny_cnn")
     assert code == 0 and "tiny_cnn (backbone)" in out and "strides:   [4, 8, 16, 32]" in out and "width = 16" in out
-    code, out, _ = run(capsys, "info", "tiny_classifier")
+    code, out, _ = cli("info", "tiny_classifier")
     assert "spec:" in out and "name: tiny_cnn" in out
-    code, out, _ = run(capsys, "info", "ce", "--json")
+    code, out, _ = cli("info", "ce", "--json")
     assert json.loads(out)["parameters"] == {"class_weights": None, "label_smoothing": 0.0}
 
 
-def test_info_unknown_name_is_one_line(capsys):
-    code, out, err = run(capsys, "info", "tiny_cn")
+def test_info_unknown_name_is_one_line(cli):
+    code, out, err = cli("info", "tiny_cn")
     assert code == 2 and out == ""
     assert err == "error: unknown name 'tiny_cn'; did you mean 'tiny_cnn'? (medcam list)\n"
 
 
-def test_build_prints_spec_params_and_shapes(capsys, tmp_path):
+def test_build_prints_spec_params_and_shapes(tmp_path, cli):
     spec = tmp_path / "m.yaml"
     spec.write_text(yaml.safe_dump({"name": "tiny_classifier", "num_classes": 4}))
-    code, out, _ = run(capsys, "build", str(spec), "--input-size", "64", "64")
+    code, out, _ = cli("build", str(spec), "--input-size", "64", "64")
     assert code == 0 and "num_classes: 4" in out and "# logits: [1, 4]" in out
     assert "# features: [[1, 16, 16, 16], [1, 32, 8, 8], [1, 64, 4, 4], [1, 128, 2, 2]]" in out
-    code, out, _ = run(capsys, "build", "tiny_classifier", "--json")
+    code, out, _ = cli("build", "tiny_classifier", "--json")
     data = json.loads(out)
     assert data["outputs"]["logits"] == [1, 2] and data["parameters"] > 0 and data["spec"]["name"] == "tiny_classifier"
 
 
-def test_build_errors(capsys, tmp_path):
+def test_build_errors(tmp_path, cli):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"backbone": {"name": "tiny_cnn", "widht": 8}, "num_classes": 2}))
-    code, _, err = run(capsys, "build", str(bad))
+    code, _, err = cli("build", str(bad))
     assert code == 2 and err.startswith("error: backbone.widht: unknown parameter; did you mean 'width'?")
-    code, _, err = run(capsys, "build", str(tmp_path / "missing.yaml"))
+    code, _, err = cli("build", str(tmp_path / "missing.yaml"))
     assert code == 2 and "does not exist" in err
 
 
@@ -92,8 +82,8 @@ def test_command_exit_codes_are_kept(monkeypatch):
     assert err.value.code == 3
 
 
-def test_unknown_command_suggests(capsys):
-    code, _, err = run(capsys, "lst")
+def test_unknown_command_suggests(cli):
+    code, _, err = cli("lst")
     assert code == 2 and "no such command 'lst'; did you mean 'list'?" in err
 
 

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from medcam.cli import main
 from medcam.data.synthetic import write_busi_folder
 
 
@@ -33,47 +32,37 @@ def spec_file(tmp_path):
     return path
 
 
-def run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as stop:
-        code = stop.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_train_resume_and_eval(folder, spec_file, tmp_path, capsys):
+def test_train_resume_and_eval(folder, spec_file, tmp_path, cli):
     out = tmp_path / "run"
-    code, text, _ = run(capsys, "train", str(spec_file), "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+    code, text, _ = cli("train", str(spec_file), "--data", str(folder), "--epochs", "1", "--batch-size", "4",
                         "--out", str(out), "--quiet", "--json", "--seed", "1")
     assert code == 0
     result = json.loads(text)
     assert result["split"] == {"train": 12, "val": 3, "test": 3} and result["test"]["n"] == 3
-    code, _, err = run(capsys, "train", str(spec_file), "--data", str(folder), "--epochs", "1", "--out", str(out))
+    code, _, err = cli("train", str(spec_file), "--data", str(folder), "--epochs", "1", "--out", str(out))
     assert code == 2 and err.startswith("error: ") and "pass --resume" in err and len(err.strip().splitlines()) == 1
-    code, text, _ = run(capsys, "train", str(spec_file), "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+    code, text, _ = cli("train", str(spec_file), "--data", str(folder), "--epochs", "1", "--batch-size", "4",
                         "--out", str(out), "--quiet", "--json", "--seed", "1", "--resume")
     assert json.loads(text)["test"] == result["test"]
-    code, text, _ = run(capsys, "eval", str(out / "best.pt"), "--data", str(folder), "--quiet")
+    code, text, _ = cli("eval", str(out / "best.pt"), "--data", str(folder), "--quiet")
     assert "(test, 3 images)" in text and "balanced_accuracy=" in text
 
 
-def test_train_folds(folder, spec_file, tmp_path, capsys):
-    code, text, _ = run(capsys, "train", str(spec_file), "--data", str(folder), "--epochs", "1", "--folds", "2",
+def test_train_folds(folder, spec_file, tmp_path, cli):
+    code, text, _ = cli("train", str(spec_file), "--data", str(folder), "--epochs", "1", "--folds", "2",
                         "--batch-size", "4", "--out", str(tmp_path / "cv"), "--quiet")
     assert "2-fold cross-validation" in text and "mean +/- std" in text
 
 
-def test_bad_options_are_one_line_errors(folder, spec_file, tmp_path, capsys):
-    code, _, err = run(capsys, "train", str(spec_file), "--data", str(folder), "--optimizer", "adamx",
+def test_bad_options_are_one_line_errors(folder, spec_file, tmp_path, cli):
+    code, _, err = cli("train", str(spec_file), "--data", str(folder), "--optimizer", "adamx",
                        "--out", str(tmp_path / "x"))
     assert code == 2 and "train.optimizer: unknown value 'adamx'; did you mean 'adam'" in err
-    code, _, err = run(capsys, "train", str(spec_file), "--data", str(folder), "--dataset", "bussi",
+    code, _, err = cli("train", str(spec_file), "--data", str(folder), "--dataset", "bussi",
                        "--out", str(tmp_path / "y"))
     assert code == 2 and "did you mean 'busi'" in err
 
 
-def test_commands_are_listed(capsys):
-    code, text, _ = run(capsys, "--help")
+def test_commands_are_listed(cli):
+    code, text, _ = cli("--help")
     assert all(name in text for name in ("train", "eval", "demo"))

@@ -15,30 +15,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from medcam.cli import main
 
 PNG = re.compile(r"^(?P<stem>.+)_(?P<kind>saliency|overlay|mask)_(?P<stamp>\d{14})(_\d+)?\.png$")
 
 
-def run(capsys, *args):
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as stop:
-        code = stop.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.data
-def test_busi_images_with_a_corrupt_file(busi_dir, trained_checkpoint, tmp_path, capsys, corrupt_png, schema):
+def test_busi_images_with_a_corrupt_file(busi_dir, trained_checkpoint, tmp_path, corrupt_png, schema, cli):
     import jsonschema
 
     images = [sorted(p for p in (busi_dir / c).glob("*.png") if "_mask" not in p.name)[0]
               for c in ("benign", "malignant", "normal")]
     corrupt = corrupt_png(tmp_path / "broken scan.png")
     out = tmp_path / "out"
-    code, text, _ = run(capsys, "explain", trained_checkpoint, images[0], corrupt, *images[1:], "--json",
+    code, text, _ = cli("explain", trained_checkpoint, images[0], corrupt, *images[1:], "--json",
                         "--out", out, "--quiet")
     assert code == 1, "some images failed: exit status 1"
     records = [json.loads(line) for line in text.splitlines()]
@@ -63,8 +52,8 @@ def test_busi_images_with_a_corrupt_file(busi_dir, trained_checkpoint, tmp_path,
             assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
 
 
-def test_folder_table_and_exit_status(synthetic_busi, trained_checkpoint, tmp_path, capsys):
-    code, text, err = run(capsys, "explain", trained_checkpoint, synthetic_busi, "--exclude", "*_mask*",
+def test_folder_table_and_exit_status(synthetic_busi, trained_checkpoint, tmp_path, cli):
+    code, text, err = cli("explain", trained_checkpoint, synthetic_busi, "--exclude", "*_mask*",
                           "--out", tmp_path / "out")
     assert code == 0, err
     lines = text.splitlines()
@@ -75,9 +64,9 @@ def test_folder_table_and_exit_status(synthetic_busi, trained_checkpoint, tmp_pa
     assert len(list((tmp_path / "out").iterdir())) == 24
 
 
-def test_segmenter_and_overrides(synthetic_busi, trained_checkpoint, segmenter_checkpoint, tmp_path, capsys):
+def test_segmenter_and_overrides(synthetic_busi, trained_checkpoint, segmenter_checkpoint, tmp_path, cli):
     image = synthetic_busi / "malignant" / "malignant (2).png"
-    code, text, err = run(capsys, "explain", trained_checkpoint, image, "--segmenter", segmenter_checkpoint, "--json",
+    code, text, err = cli("explain", trained_checkpoint, image, "--segmenter", segmenter_checkpoint, "--json",
                           "--out", tmp_path, "--method", "xgradcam", "--target", "benign", "--rolling-ball", "180",
                           "--resize", "pad", "--size", "48", "--grey", "--mask-threshold", "0")
     assert code == 0, err
@@ -98,35 +87,35 @@ def test_segmenter_and_overrides(synthetic_busi, trained_checkpoint, segmenter_c
     (["{image}", "--resize-to", "8"], "preprocess.resize_to: [8, 8] is smaller than size"),
     (["{image}", "--threshold", "2"], "Invalid value for '--threshold'"),
 ])
-def test_usage_errors_exit_2(trained_checkpoint, synthetic_busi, tmp_path, capsys, args, message):
+def test_usage_errors_exit_2(trained_checkpoint, synthetic_busi, tmp_path, args, message, cli):
     (tmp_path / "empty").mkdir()
     values = {"empty": tmp_path / "empty", "image": synthetic_busi / "benign" / "benign (1).png"}
     filled = [a.format(**values) for a in args]
-    code, text, err = run(capsys, "explain", trained_checkpoint, *filled, "--out", tmp_path / "out")
+    code, text, err = cli("explain", trained_checkpoint, *filled, "--out", tmp_path / "out")
     assert code == 2 and message in err, err
     assert text == "" and not (tmp_path / "out").exists()
 
 
-def test_bad_checkpoints_are_one_line_errors(segmenter_checkpoint, synthetic_busi, tmp_path, capsys):
+def test_bad_checkpoints_are_one_line_errors(segmenter_checkpoint, synthetic_busi, tmp_path, cli):
     image = synthetic_busi / "benign" / "benign (1).png"
-    code, _, err = run(capsys, "explain", segmenter_checkpoint, image)
+    code, _, err = cli("explain", segmenter_checkpoint, image)
     assert code == 2 and err.startswith("error: ") and "pass segmenter checkpoints with --segmenter" in err
     assert len(err.strip().splitlines()) == 1
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    code, _, err = run(capsys, "explain", junk, image)
+    code, _, err = cli("explain", junk, image)
     assert code == 2 and "not a medcam checkpoint" in err
-    code, _, err = run(capsys, "explain", tmp_path / "missing.pt", image)
+    code, _, err = cli("explain", tmp_path / "missing.pt", image)
     assert code == 2 and "does not exist" in err
 
 
-def test_serve_through_main(trained_checkpoint, synthetic_busi, tmp_path, capsys, monkeypatch):
+def test_serve_through_main(trained_checkpoint, synthetic_busi, tmp_path, monkeypatch, cli):
     import io
 
     image = synthetic_busi / "normal" / "normal (3).png"
     lines = [json.dumps({"img_path": str(image), "destination_path": str(tmp_path / "d")}), "oops"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
-    code, text, _ = run(capsys, "explain", trained_checkpoint, "--serve", "--out", tmp_path / "default")
+    code, text, _ = cli("explain", trained_checkpoint, "--serve", "--out", tmp_path / "default")
     answers = [json.loads(line) for line in text.splitlines()]
     assert code == 0 and [a["result"] for a in answers] == ["ok", "fail"]
     assert answers[0]["overlay_path"].startswith(str(tmp_path / "d" / "normal (3)_overlay_"))
@@ -160,6 +149,6 @@ def test_serve_over_a_pipe_answers_each_line_at_once(trained_checkpoint, synthet
     assert Path(answers[0]["saliency_path"]).is_file()
 
 
-def test_commands_are_listed(capsys):
-    code, text, _ = run(capsys, "--help")
+def test_commands_are_listed(cli):
+    code, text, _ = cli("--help")
     assert code == 0 and "explain" in text and "app" in text

@@ -114,7 +114,9 @@ def _efficientnet_levels(tv: torchvision.models.EfficientNet) -> list[torch.Tens
 
 def test_torchvision_efficientnet(tmp_path):
     tv = _randomize_bn(torchvision.models.efficientnet_b0())
-    _compare(_load(tmp_path, "efficientnet_b0", tv.state_dict()), _efficientnet_levels(tv))
+    ours = _load(tmp_path, "efficientnet_b0", tv.state_dict())
+    assert len(_efficientnet_levels(tv)) == 6
+    _compare(ours, _efficientnet_levels(tv))
 
 
 @pytest.mark.slow
