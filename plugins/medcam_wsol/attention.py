@@ -10,13 +10,18 @@ lung box, or the batch's lesion boxes; :mod:`medcam_wsol.regions`), allowed
 region ``R_i = rule(y_i)(b_i)`` and Grad-CAM ``G_i`` of the target class (from
 the same forward pass, in the autograd graph; :mod:`medcam.attribution`)::
 
-    energy (default):  L_att,i = sum_{p not in R_i} ReLU(G_i)_p / (sum_p ReLU(G_i)_p + eps)
+    energy (default):  L_att,i = 1 - sum_{p in R_i} ReLU(G_i)_p / (sum_p ReLU(G_i)_p + eps)
     ratio (the seed):  L_att,i = 1 - mean_{p in R_i} sigmoid(s (norm(G_i)_p - thresh))
 
     L = lambda CE + (1 - lambda) (1/B) sum_i [y_i has a rule] L_att,i
     lambda = lam (fixed), or max(lam_min, 1 - lam_rate * epoch) (adaptive)
 
-``norm`` is the per-map min-max, and ``s`` the sigmoid's ``sharpness``. The seed
+``norm`` is the per-map min-max, and ``s`` the sigmoid's ``sharpness``. The
+energy term is the share of the positive Grad-CAM energy outside ``R_i``,
+written as one minus the share inside so that a map with no positive energy
+costs 1: written as ``outside / (total + eps)`` it would cost 0, and training
+finds that degenerate minimum (on BUSI a tiny CNN learned Grad-CAMs that are
+negative everywhere for most images, loss 0, maps useless). The seed
 counts the pixels of ``R_i`` with ``norm(G_i) > thresh`` (thresh 0.3); that count
 is the limit ``s -> inf`` of the ratio mode, and it has no gradient, which is why
 the seed's attention term (a NumPy Grad-CAM on a deep copy) never steers the
@@ -176,8 +181,8 @@ class AttentionBoxLoss(nn.Module):
         """Attention loss of each (image, target) pair: cams ``(N, H, W)`` raw, allowed ``(N, H, W)`` -> ``(N,)``."""
         if self.mode == "energy":
             energy = torch.relu(cams).flatten(1)
-            outside = (energy * (~allowed).flatten(1).to(energy.dtype)).sum(1)
-            return outside / (energy.sum(1) + self.eps)
+            inside = (energy * allowed.flatten(1).to(energy.dtype)).sum(1)
+            return 1 - inside / (energy.sum(1) + self.eps)
         soft = torch.sigmoid(self.sharpness * (normalize_maps(cams) - self.thresh)).flatten(1)
         region = allowed.flatten(1).to(soft.dtype)
         return 1 - (soft * region).sum(1) / region.sum(1).clamp_min(1)

@@ -19,6 +19,10 @@ def test_demo_on_generated_data(tmp_path, monkeypatch):
     report = demo.demo_report(result)
     assert "held-out test set (best checkpoint), chance balanced accuracy = 0.333" in report
     assert "balanced_accuracy=" in report and "confusion matrix" in report
+    loc = result["test_extra"]["localization"]
+    assert loc["methods"] == list(demo.DEMO_METHODS) and loc["n_images"] == result["split"]["test"] - result["test"]["per_class"]["normal"]["support"]
+    assert list(loc["rows"]) == [*demo.DEMO_METHODS, "center_gaussian"]
+    assert "held-out images with a lesion mask (maps of the true class" in report
     json.dumps(result)  # the --json output
     again = demo.run_demo(None, tmp_path, epochs=1, progress=False)  # a demo always starts fresh
     assert again["test"]["balanced_accuracy"] == result["test"]["balanced_accuracy"]

@@ -47,10 +47,20 @@ def test_energy_value_matches_a_hand_computed_gradcam():
     out = model(x, y, return_features=True)
     terms = loss_fn.parts[0](out, batch, model)
     cam = _gradcam(model, x, y, model.head.level).detach()
-    outside = cam[:, :, 24:].sum((1, 2)) / (cam.sum((1, 2)) + 1e-8)
+    outside = 1 - cam[:, :, :24].sum((1, 2)) / (cam.sum((1, 2)) + 1e-8)
     expected = (outside * (y == 1).float()).sum() / 4     # no rule for class 0: no term, still /B
     assert float(terms["attention"].detach()) == pytest.approx(float(expected), rel=1e-4)
     assert float(terms["ce"].detach()) == 0.0
+
+
+def test_a_map_with_no_positive_energy_costs_one_not_zero():
+    _, loss_fn = _model(rules={"1": "inside"}, lam=0.0)
+    allowed = torch.zeros(3, 8, 8, dtype=torch.bool)
+    allowed[:, :, :4] = True
+    cams = torch.stack([-torch.ones(8, 8), torch.zeros(8, 8), torch.ones(8, 8)])
+    cams[2, :, 4:] = -5.0                                           # all positive energy inside the region
+    losses = loss_fn.parts[0].pair_losses(cams, allowed)
+    assert losses.tolist() == pytest.approx([1.0, 1.0, 0.0])
 
 
 def test_ratio_mode_is_the_seeds_pixel_fraction_in_the_sharp_limit():
@@ -117,7 +127,7 @@ def test_predicted_target_and_multilabel():
     out = model(x, y, return_features=True)
     value = float(loss_fn.parts[0](out, {"image": x, "label": y, "boxes": LEFT[:2]}, model)["attention"].detach())
     cam = _gradcam(model, x, out.logits.detach().argmax(1), model.head.level).detach()
-    assert value == pytest.approx(float((cam[:, :, 24:].sum((1, 2)) / (cam.sum((1, 2)) + 1e-8)).mean()), rel=1e-4)
+    assert value == pytest.approx(float((1 - cam[:, :, :24].sum((1, 2)) / (cam.sum((1, 2)) + 1e-8)).mean()), rel=1e-4)
 
     model, loss_fn = _model(num_classes=3, multilabel=True, rules={"0": "inside", "2": "outside"}, lam=0.0)
     x = torch.rand(2, 3, 64, 64)
@@ -126,7 +136,8 @@ def test_predicted_target_and_multilabel():
     value = float(loss_fn.parts[0](out, {"image": x, "label": y, "boxes": LEFT[:2]}, model)["attention"].detach())
     c0 = _gradcam(model, x[:1], torch.tensor([0]), model.head.level).detach()
     c2 = _gradcam(model, x[:1], torch.tensor([2]), model.head.level).detach()
-    expected = (c0[:, :, 24:].sum() / (c0.sum() + 1e-8) + c2[:, :, :24].sum() / (c2.sum() + 1e-8)) / 2 / 2
+    # allowed: inside the box for class 0, outside it for class 2; a map without positive energy costs 1
+    expected = ((1 - c0[:, :, :24].sum() / (c0.sum() + 1e-8)) + (1 - c2[:, :, 24:].sum() / (c2.sum() + 1e-8))) / 2 / 2
     assert value == pytest.approx(float(expected), rel=1e-4)
     with pytest.raises(SpecError, match="single-label"):
         _model(num_classes=3, multilabel=True, target="predicted")
