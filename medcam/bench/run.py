@@ -325,7 +325,8 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
     lines += [f"Data: `{data['path']}` ({data['dataset']}), split {data['split_sizes']} (stratified, "
               f"groups: {data['groups']}, split seed {data['split_seed']}); held-out test: {t['n_images']} images, "
               f"{t['n_lesion']} with a lesion mask (localization is scored on these; the "
-              f"{t['n_images'] - t['n_lesion']} without a lesion count for classification only). Held-out list sha256 `{t['sha256'][:16]}` "
+              f"{t['n_images'] - t['n_lesion']} without a lesion count for classification only). "
+              f"Held-out list sha256 `{t['sha256'][:16]}` "
               f"(`heldout_test.txt`). Input size {data['input_size'][0]} x {data['input_size'][1]} px, seed "
               f"{spec['seed']}.", ""]
     lines += ["Maps are computed for each image's ground-truth class and min-max normalized; box metrics follow "

@@ -57,7 +57,8 @@ SYNTHETIC_PER_CLASS = (60, 60, 60)
 DEMO_METHODS = ("gradcam", "gradcam++", "layercam")
 
 
-def held_out_evaluations(methods: Sequence[Any] = DEMO_METHODS) -> dict[str, Callable[[Any, Any], dict[str, Any]]]:
+def held_out_evaluations(methods: Sequence[Any] = DEMO_METHODS
+                         ) -> dict[str, Callable[[Any, Any], dict[str, Any]]]:
     """Evaluations of the trained model on the held-out test set beyond classification,
     ``name -> fn(model, test_set) -> dict``; their results are reported under ``test_extra``.
 
