@@ -1,7 +1,6 @@
 """Checkpoints: round trip, metadata, and every way a file can be bad."""
 from __future__ import annotations
 
-import pickle
 import zipfile
 
 import pytest

@@ -36,7 +36,6 @@ import math
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
