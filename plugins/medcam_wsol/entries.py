@@ -38,19 +38,21 @@ BUSI_CLASSES = ["normal", "benign", "malignant"]
 )
 def fpm(feature_info: Any, num_classes: int, fpm_level: int = -2, cls_level: int = -1,
         modulation: str = "nonlinear", fusion: bool = True, nu: float = 5.0, stats: str = "batch", top_k: int = 1,
-        hidden: int = 1024, box_threshold: float = 0.83) -> Any:
+        hidden: int = 1024, box_threshold: float = 0.83, class_activation: str = "relu") -> Any:
     """Class maps A on ``cls_level`` (logits = GAP(A)); foreground maps on ``fpm_level``.
 
     ``modulation``: ``nonlinear`` (Gaussian + Student-t branches, SR) or ``none`` (BAS);
     ``fusion``: per-class min-max of the branches' sum (SR) or their mean; ``nu``: Student-t
     degrees of freedom; ``stats``: Gaussian mean/std over the ``batch`` (SR) or each ``image``;
     ``top_k``: classes averaged into the class-agnostic map without labels; ``hidden``: width of the
-    classification branch; ``box_threshold``: default threshold of ``head.boxes`` (SR 0.83, BAS 0.15).
+    classification branch; ``box_threshold``: default threshold of ``head.boxes`` (SR 0.83, BAS 0.15);
+    ``class_activation``: ``relu`` (the papers) or ``softplus`` (class maps that cannot die from scratch).
     """
     from .fpm_head import FPMHead
 
     return FPMHead(feature_info, num_classes, fpm_level=fpm_level, cls_level=cls_level, modulation=modulation,
-                   fusion=fusion, nu=nu, stats=stats, top_k=top_k, hidden=hidden, box_threshold=box_threshold)
+                   fusion=fusion, nu=nu, stats=stats, top_k=top_k, hidden=hidden, box_threshold=box_threshold,
+                   class_activation=class_activation)
 
 
 @describe(

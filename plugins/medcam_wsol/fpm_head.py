@@ -48,10 +48,12 @@ from medcam.registry import did_you_mean
 from .frozen import FrozenTail, frozen_call
 from .maps import class_weights, foreground_boxes, gaussian_pdf, minmax, select, student_t_pdf
 
-__all__ = ["FPMHead", "MODULATIONS", "STATS"]
+__all__ = ["FPMHead", "MODULATIONS", "STATS", "CLASS_ACTIVATIONS"]
 
 MODULATIONS = ("none", "nonlinear")
 STATS = ("batch", "image")
+#: The last activation of the classification branch: ``relu`` (BAS, SR) or ``softplus`` (medcam's option).
+CLASS_ACTIVATIONS = ("relu", "softplus")
 
 
 def _level(value: int, n: int, what: str) -> int:
@@ -82,6 +84,12 @@ class FPMHead(nn.Module):
         top_k: without labels, ``M`` averages the FPMs of the ``top_k`` predicted classes.
         hidden: channels of the two 3x3 convolutions of the classification branch.
         box_threshold: default threshold of :meth:`boxes` (SR 0.83, BAS 0.15).
+        class_activation: the last activation of the classification branch, ``"relu"``
+            (BAS and SR) or ``"softplus"``. With ``relu`` a class whose map is negative
+            everywhere has logit 0 and receives no gradient again; trained from scratch
+            (no ImageNet weights, as on BUSI in docs/results.md) whole classes die that
+            way in the first epochs. ``softplus`` keeps the maps positive, so the
+            foreground ratio ``S_fg / S`` keeps its meaning, and never zeroes a gradient.
 
     ``forward(features, labels=None)`` returns a :class:`ModelOutput` with
     ``logits = score_1`` ``(B, K)``, ``maps = {"fpm": FPM (B, K, h, w), "foreground":
@@ -92,7 +100,7 @@ class FPMHead(nn.Module):
 
     def __init__(self, feature_info: FeatureInfo, num_classes: int, fpm_level: int = -2, cls_level: int = -1,
                  modulation: str = "nonlinear", fusion: bool = True, nu: float = 5.0, stats: str = "batch",
-                 top_k: int = 1, hidden: int = 1024, box_threshold: float = 0.83):
+                 top_k: int = 1, hidden: int = 1024, box_threshold: float = 0.83, class_activation: str = "relu"):
         super().__init__()
         n = len(feature_info)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -116,6 +124,10 @@ class FPMHead(nn.Module):
             raise SpecError(f"head.hidden: expected a positive int, got {hidden!r}")
         if not 0.0 <= box_threshold < 1.0:
             raise SpecError(f"head.box_threshold: must be in [0, 1), got {box_threshold!r}")
+        if class_activation not in CLASS_ACTIVATIONS:
+            raise SpecError(f"head.class_activation: expected one of {', '.join(CLASS_ACTIVATIONS)}, got "
+                            f"{class_activation!r}{did_you_mean(str(class_activation), CLASS_ACTIVATIONS)}")
+        self.class_activation = class_activation
         self.num_classes = num_classes
         self.modulation, self.fusion, self.nu, self.stats = modulation, bool(fusion), float(nu), stats
         self.top_k, self.box_threshold = top_k, float(box_threshold)
@@ -125,7 +137,7 @@ class FPMHead(nn.Module):
         self.classifier = nn.Sequential(
             nn.Conv2d(cls_channels, hidden, 3, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, num_classes, 1), nn.ReLU(),
+            nn.Conv2d(hidden, num_classes, 1), nn.ReLU() if class_activation == "relu" else nn.Softplus(),
         )
         self.loc_a = _loc_branch(fpm_channels, num_classes)
         if modulation == "nonlinear":

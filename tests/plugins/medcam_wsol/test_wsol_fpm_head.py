@@ -155,6 +155,7 @@ def test_fpm_attribution_reads_the_foreground_map():
     ({"fpm_level": 7}, "out of range"),
     ({"top_k": 0}, "top_k"),
     ({"box_threshold": 1.5}, "box_threshold"),
+    ({"class_activation": "softpls"}, "did you mean 'softplus'"),
 ])
 def test_bad_parameters(head, match):
     with pytest.raises(SpecError, match=match):
@@ -186,3 +187,19 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         a, b = model(x), loaded(x)
     assert torch.allclose(a.logits, b.logits) and torch.allclose(a.maps["foreground"], b.maps["foreground"])
+
+
+def test_softplus_class_maps_keep_a_gradient_where_relu_maps_are_dead():
+    grads = {}
+    for activation in ("relu", "softplus"):
+        torch.manual_seed(0)
+        model = _model(class_activation=activation).train()
+        last = model.head.classifier[4]
+        with torch.no_grad():
+            last.bias.fill_(-10.0)                                    # every class map negative before the activation
+        out = model(torch.rand(4, 3, 64, 64))
+        F.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0])).backward()
+        grads[activation] = float(last.weight.grad.abs().sum())
+        assert float(out.logits.detach().min()) >= 0                # both keep the maps non-negative
+    assert grads["relu"] == 0.0                                       # dead: logit 0, no gradient, never recovers
+    assert grads["softplus"] > 0.0
