@@ -304,15 +304,8 @@ def localization_summary(model: nn.Module, dataset: Any, *, methods: Sequence[An
     idx = held.lesion
     if not idx:
         return {"methods": labels, "n_images": 0, "rows": {}}
-    candidates = []
-    was = model.training
-    model.eval()
-    try:
-        for label, part in zip(labels, parts):
-            maps, _ = compute_maps(model, part, held.images[idx], held.labels[idx], batch_size=batch_size)
-            candidates.append((label, maps))
-    finally:
-        model.train(was)
+    candidates = [(label, compute_maps(model, part, held.images[idx], held.labels[idx], batch_size=batch_size)[0])
+                  for label, part in zip(labels, parts)]   # attribution runs in eval mode, then restores the mode
     candidates.append(("center_gaussian", center_gaussian_maps(len(idx), held.size)))
     rows = {}
     for name, maps in candidates:

@@ -7,7 +7,7 @@ time with a progress bar. Raw maps are ``(B, T, h, w)``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +36,15 @@ def _check_batch_size(name: str, batch_size: int) -> int:
     return batch_size
 
 
-def _pairs(b: int, c: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """All (image, channel) index pairs, image-major: ``(B*C,)`` each."""
+def _pair_chunks(b: int, c: int, device: torch.device, batch_size: int, desc: str,
+                 progress: bool) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every (image, channel) index pair, image-major, ``batch_size`` pairs at a time:
+    ``(image index (n,), channel index (n,))`` per chunk, with a progress bar when there are several."""
     images = torch.arange(b, device=device).repeat_interleave(c)
     channels = torch.arange(c, device=device).repeat(b)
-    return images, channels
+    chunks = range(0, b * c, batch_size)
+    for start in tqdm(chunks, desc=desc, leave=False, disable=not progress or len(chunks) <= 1):
+        yield images[start:start + batch_size], channels[start:start + batch_size]
 
 
 def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, activations: Tensor,
@@ -62,12 +66,8 @@ def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, act
     """
     b, c = activations.shape[:2]
     size = images.shape[-2:]
-    image_index, channel_index = _pairs(b, c, activations.device)
     out = activations.new_zeros((b, targets.shape[1], c))
-    chunks = range(0, b * c, batch_size)
-    for start in tqdm(chunks, desc="scorecam", leave=False, disable=not progress or len(chunks) <= 1):
-        bi = image_index[start:start + batch_size]
-        ki = channel_index[start:start + batch_size]
+    for bi, ki in _pair_chunks(b, c, activations.device, batch_size, "scorecam", progress):
         upsampled = F.interpolate(activations[bi, ki][:, None], size=size, mode="bilinear", align_corners=False)
         masks = normalize_maps(upsampled).to(images.dtype)                 # (n, 1, H, W)
         single = bool((bi == bi[0]).all())                                 # one image: broadcast, no copy
@@ -90,12 +90,8 @@ def ablation_scores(rescore: Callable[[Tensor, Tensor], Tensor], activations: Te
         ``(B, T, C)``.
     """
     b, c = activations.shape[:2]
-    image_index, channel_index = _pairs(b, c, activations.device)
     out = activations.new_zeros((b, targets.shape[1], c))
-    chunks = range(0, b * c, batch_size)
-    for start in tqdm(chunks, desc="ablationcam", leave=False, disable=not progress or len(chunks) <= 1):
-        bi = image_index[start:start + batch_size]
-        ki = channel_index[start:start + batch_size]
+    for bi, ki in _pair_chunks(b, c, activations.device, batch_size, "ablationcam", progress):
         ablated = activations[bi].clone()
         ablated[torch.arange(len(bi), device=ablated.device), ki] = 0
         logits = rescore(ablated, bi)

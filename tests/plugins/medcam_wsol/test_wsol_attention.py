@@ -8,22 +8,16 @@ import torch.nn.functional as F
 import medcam
 from medcam.errors import SpecError
 
+from wsol_models import warm_batchnorm
+
 
 def _model(num_classes: int = 2, multilabel: bool = False, **loss):
     spec = {"backbone": {"name": "tiny_cnn", "width": 8}, "head": {"name": "linear", "level": -2},
             "num_classes": num_classes, "multilabel": multilabel, "preprocess": {"size": 64},
             "loss": [{"name": "attention_box", "source": "boxes", **loss}]}
-    model = medcam.build_model(spec)
-    for module in model.modules():  # batch-norm statistics from one batch: healthy levels in eval mode
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-    with torch.no_grad():
-        model.train()(torch.rand(8, 3, 64, 64))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 0.1
+    model = warm_batchnorm(medcam.build_model(spec))
     loss_fn = medcam.build_loss(model.spec, num_classes=num_classes, multilabel=multilabel)
-    return model.eval(), loss_fn
+    return model, loss_fn
 
 
 def _gradcam(model, x, target, level):

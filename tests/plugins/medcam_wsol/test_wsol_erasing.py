@@ -8,19 +8,13 @@ import torch.nn.functional as F
 import medcam
 from medcam.errors import SpecError
 
+from wsol_models import warm_batchnorm
+
 
 def _setup(loss: dict, train: bool = False):
     spec = {"backbone": {"name": "tiny_cnn", "width": 8}, "head": {"name": "fpm", "hidden": 16},
             "num_classes": 3, "loss": [loss], "preprocess": {"size": 64}}
-    model = medcam.build_model(spec)
-    for module in model.modules():  # batch-norm statistics from one batch: healthy levels in eval mode
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-    with torch.no_grad():
-        model.train()(torch.rand(8, 3, 64, 64))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 0.1
+    model = warm_batchnorm(medcam.build_model(spec))
     model.train(train)
     loss_fn = medcam.build_loss(model.spec, num_classes=3)
     x = torch.rand(4, 3, 64, 64)

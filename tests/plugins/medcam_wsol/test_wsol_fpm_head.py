@@ -10,19 +10,14 @@ from scipy import stats
 import medcam
 from medcam.errors import SpecError
 
+from wsol_models import warm_batchnorm
+
 
 def _model(size: int = 64, **head):
-    """tiny_cnn + fpm head with batch-norm statistics set from one batch (an untrained network in
-    eval mode would shrink the deep levels to ~1e-4 and make every map nearly constant)."""
+    """tiny_cnn + fpm head with batch-norm statistics set from one batch (``warm_batchnorm``)."""
     spec = {"backbone": {"name": "tiny_cnn", "width": 8}, "head": {"name": "fpm", "hidden": 16, **head},
             "num_classes": 3, "preprocess": {"size": size}}
-    model = medcam.build_model(spec)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-    with torch.no_grad():
-        model.train()(torch.rand(8, 3, 64, 64))
-    return model.eval()
+    return warm_batchnorm(medcam.build_model(spec))
 
 
 def _np_minmax(a: np.ndarray) -> np.ndarray:
