@@ -26,6 +26,9 @@ TIRAMISU_CONFIGS: dict[int, dict[str, Any]] = {
 }
 #: Parameter counts printed in the paper's Table 2 (3-channel input, 11 CamVid classes).
 TIRAMISU_PAPER_PARAMS = {56: 1.5e6, 67: 3.5e6, 103: 9.4e6}
+# Trainable parameters of this implementation with 3 input channels and CamVid's 11 classes (as in Table 2);
+# asserted against a closed-form count in tests/plugins/medcam_seg/test_tiramisu.py.
+TIRAMISU_PARAMS = {56: 1_376_795, 67: 3_463_243, 103: 9_322_091}
 TIRAMISU_STRIDES = (2, 4, 8, 16, 32)
 
 TIRAMISU_CITATION = ("Jegou, Drozdzal, Vazquez, Romero, Bengio, The One Hundred Layers Tiramisu: "
@@ -192,8 +195,8 @@ _ENC_DOC = """FC-DenseNet{depth} down path as a classification backbone (levels 
 
 def _seg_meta(depth: int) -> dict[str, Any]:
     cfg = TIRAMISU_CONFIGS[depth]
-    return {"summary": f"FC-DenseNet{depth} (growth {cfg['growth']}, ~{TIRAMISU_PAPER_PARAMS[depth] / 1e6:.1f}M "
-                       f"parameters) for segmentation; any input size",
+    return {"summary": f"FC-DenseNet{depth} (growth {cfg['growth']}, {TIRAMISU_PARAMS[depth] / 1e6:.2f}M "
+                       f"parameters at 11 classes) for segmentation; any input size",
             "citation": TIRAMISU_CITATION}
 
 
