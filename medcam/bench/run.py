@@ -120,8 +120,11 @@ def _check_checkpoint(path: Path, source: Any, settings: Mapping[str, Any], data
 
 
 def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkpoints: Path | None,
-            overwrite: bool, progress: bool) -> dict[str, Any]:
-    """Train the model or find its checkpoint; returns ``{"path", "trained", "train_time_s", "settings", ...}``."""
+            overwrite: bool, progress: bool, obtained: Mapping[str, Path]) -> dict[str, Any]:
+    """Train the model or find its checkpoint; returns ``{"path", "trained", "train_time_s", "settings", ...}``.
+
+    ``obtained``: checkpoint of every earlier model by key (for ``init_from``).
+    """
     which = spec.eval["checkpoint"]
     settings = _train_settings(spec, entry, progress)
     if entry.checkpoint is not None:
@@ -130,6 +133,10 @@ def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkp
             raise FileNotFoundError(f"models.{entry.key}.checkpoint: '{path}' does not exist")
         return {"path": path, "trained": False, "train_time_s": None, "settings": None, "source": None}
     source = _model_source(entry, spec.size)
+    if entry.init_from is not None:
+        from medcam.spec import deep_merge
+
+        source = deep_merge(source, {"backbone": {"checkpoint_path": str(obtained[entry.init_from])}})
     if checkpoints is not None:
         path = checkpoints / entry.key / f"{which}.pt"
         if path.is_file():
@@ -396,8 +403,10 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
     reference: dict[str, Any] | None = None
     gallery_idx: list[int] = []
     all_gallery: list[tuple[str, torch.Tensor]] = []
+    obtained: dict[str, Path] = {}
     for entry in bench.models:
-        got = _obtain(bench, entry, data_cfg, out, ckpt_root, overwrite, progress)
+        got = _obtain(bench, entry, data_cfg, out, ckpt_root, overwrite, progress, obtained)
+        obtained[entry.key] = Path(got["path"])
         model = medcam.load(got["path"])
         heldout = _splits(data_cfg, model.spec, progress, bench.eval["val_threshold"], reference is None)
         test: HeldOut = heldout["test"]
@@ -414,6 +423,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
         record = {"key": entry.key, "label": entry.label, "backbone": _backbone_name(model.spec),
                   "model_spec": model.spec, "train_settings": got["settings"], "trained": got["trained"],
                   "train_time_s": got["train_time_s"], "best_epoch": got.get("best_epoch"),
+                  "init_from": entry.init_from,
                   "val_classification": got.get("val"),
                   "checkpoint": str(got["path"]), "weights_sha256": state_digest(model.state_dict()),
                   "input_size": list(test.size), "classification": _compact(ev["classification"]),

@@ -17,6 +17,9 @@ benchmark by adding its name::
       - key: resnet18_lesion_attention
         spec: resnet18_lesion_attention           # a preset name
         train: {lr: 0.0005}                        # per-model overrides
+      - key: resnet18_wsol_from_ce
+        spec: {backbone: resnet18, head: fpm, loss: [foreground_control]}
+        init_from: resnet18_ce                     # start from that model's trained backbone
 
 :func:`load_bench_spec` validates every key (unknown keys are errors with
 close matches) and fills the defaults, so the resolved spec written to the
@@ -53,7 +56,7 @@ EVAL_DEFAULTS: dict[str, Any] = {
 BASELINE_NAMES = ("center_box", "center_gaussian", "random_map")
 _TOP_KEYS = ("name", "description", "seed", "size", "threads", "data", "train", "eval", "baselines", "models",
              "notes")
-_MODEL_KEYS = ("key", "label", "spec", "train", "methods", "exclude_methods", "checkpoint", "notes")
+_MODEL_KEYS = ("key", "label", "spec", "train", "methods", "exclude_methods", "checkpoint", "init_from", "notes")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -69,6 +72,9 @@ class ModelEntry:
         methods: ``"all"`` or a list of attribution names / part specs (``None``: the benchmark's).
         exclude_methods: names left out of ``"all"`` for this model (added to the benchmark's).
         checkpoint: load this checkpoint instead of training (``None``: train).
+        init_from: key of an earlier model of the benchmark whose trained backbone weights this
+            model starts from (its backbone's ``checkpoint_path``); the offline stand-in for the
+            pretrained start of WSOL papers (``None``: the spec's own initialisation).
         notes: free text kept in the results.
     """
 
@@ -79,12 +85,13 @@ class ModelEntry:
     methods: Any = None
     exclude_methods: list[str] = field(default_factory=list)
     checkpoint: str | None = None
+    init_from: str | None = None
     notes: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "spec": copy.deepcopy(self.spec), "train": dict(self.train),
                 "methods": copy.deepcopy(self.methods), "exclude_methods": list(self.exclude_methods),
-                "checkpoint": self.checkpoint, "notes": self.notes}
+                "checkpoint": self.checkpoint, "init_from": self.init_from, "notes": self.notes}
 
 
 @dataclass
@@ -116,13 +123,20 @@ class BenchSpec:
         raise SpecError(f"no model '{key}' in benchmark '{self.name}'{did_you_mean(key, [m.key for m in self.models])}")
 
     def select(self, keys: Sequence[str] | None) -> "BenchSpec":
-        """A copy with only the models ``keys`` (in the spec's order); ``None`` keeps all."""
+        """A copy with only the models ``keys`` and those they start from (``init_from``), in the spec's order.
+
+        ``None`` keeps all.
+        """
         if not keys:
             return self
+        wanted: set[str] = set()
         for key in keys:
-            self.model(key)
+            entry = self.model(key)
+            while entry is not None and entry.key not in wanted:
+                wanted.add(entry.key)
+                entry = self.model(entry.init_from) if entry.init_from else None
         out = copy.deepcopy(self)
-        out.models = [m for m in out.models if m.key in set(keys)]
+        out.models = [m for m in out.models if m.key in wanted]
         return out
 
     def override(self, *, size: int | None = None, epochs: int | None = None, threads: int | None = None,
@@ -249,11 +263,17 @@ def _model(raw: Any, i: int) -> ModelEntry:
     checkpoint = data.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise SpecError(f"{where}.checkpoint: expected a path, got {checkpoint!r}")
+    init_from = data.get("init_from")
+    if init_from is not None:
+        if not isinstance(init_from, str):
+            raise SpecError(f"{where}.init_from: expected the key of an earlier model, got {init_from!r}")
+        if checkpoint is not None:
+            raise SpecError(f"{where}: 'init_from' starts a training run, 'checkpoint' skips it; give one")
     return ModelEntry(key=key, label=label, spec=copy.deepcopy(data.get("spec")),
                       train=_mapping(data.get("train"), f"{where}.train"),
                       methods=_methods(data.get("methods"), f"{where}.methods"),
                       exclude_methods=_names(data.get("exclude_methods"), f"{where}.exclude_methods"),
-                      checkpoint=checkpoint, notes=data.get("notes"))
+                      checkpoint=checkpoint, init_from=init_from, notes=data.get("notes"))
 
 
 def load_bench_spec(source: Any) -> BenchSpec:
@@ -288,8 +308,11 @@ def load_bench_spec(source: Any) -> BenchSpec:
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
         raise SpecError(f"models: duplicate keys {dupes}; give each model a distinct 'key'")
-    for m in models:
+    for i, m in enumerate(models):
         TrainConfig.from_dict({**train, **m.train})
+        if m.init_from is not None and m.init_from not in keys[:i]:
+            raise SpecError(f"models[{i}].init_from: '{m.init_from}' is not an earlier model of this benchmark"
+                            f"{did_you_mean(m.init_from, keys[:i])} (models start from models listed before them)")
     name = raw.get("name", "benchmark")
     if not isinstance(name, str):
         raise SpecError(f"name: expected a string, got {name!r}")

@@ -45,13 +45,17 @@ class TinyCNN(nn.Module):
             self.load_checkpoint(checkpoint_path)
 
     def load_checkpoint(self, path: str) -> None:
-        """Load a state dict (bare, or under ``"state_dict"``/``"model"``) saved from a TinyCNN."""
+        """Load a state dict saved from a TinyCNN: bare, under ``"state_dict"``/``"model"``, or the
+        ``backbone.*`` weights of a medcam checkpoint (:func:`medcam.save`) of a model built on one."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"tiny_cnn checkpoint '{path}' does not exist")
         state = torch.load(path, map_location="cpu", weights_only=True)
+        medcam_checkpoint = isinstance(state, dict) and state.get("format") == "medcam.checkpoint"
         for key in ("state_dict", "model"):
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]
+        if medcam_checkpoint:
+            state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         try:
             self.load_state_dict(state)
         except RuntimeError as err:

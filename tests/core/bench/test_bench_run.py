@@ -1,7 +1,8 @@
 """Smoke test of the whole localization benchmark on a tiny generated BUSI-layout folder.
 
-Three tiny models (plain CE, the lesion-box attention loss, the FPM head with
-foreground control) are trained for one epoch at 32 px; every registered
+Four tiny models (plain CE, the lesion-box attention loss, the FPM head with
+foreground control from scratch and from the CE model's backbone) are trained
+for one epoch at 32 px; every registered
 method and the baselines are scored; two runs must write identical numbers.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from medcam.bench.run import OUTPUT_FILES, run_benchmark
 from medcam.errors import CheckpointError
@@ -31,6 +33,10 @@ SPEC = {
         {"key": "tiny_wsol", "spec": {
             "backbone": TINY, "head": {"name": "fpm", "hidden": 8, "stats": "image"},
             "loss": ["foreground_control"], "attribution": {"name": "fpm", "key": "foreground"}}},
+        # starts from tiny_ce's trained backbone; a vanishing lr keeps its weights there for the test
+        {"key": "tiny_wsol_from_ce", "init_from": "tiny_ce", "train": {"lr": 1e-9}, "spec": {
+            "backbone": TINY, "head": {"name": "fpm", "hidden": 8, "stats": "image"},
+            "loss": ["foreground_control"]}},
     ],
 }
 
@@ -64,7 +70,7 @@ def test_outputs_and_rows(two_runs: tuple[dict, dict, Path]) -> None:
     baselines = [r["method"] for r in rows if r["kind"] == "baseline"]
     assert baselines == ["center_box", "center_gaussian", "random_map"]
     by_model = {m["key"]: m for m in record["models"]}
-    assert set(by_model) == {"tiny_ce", "tiny_attention", "tiny_wsol"}
+    assert set(by_model) == {"tiny_ce", "tiny_attention", "tiny_wsol", "tiny_wsol_from_ce"}
     ce = by_model["tiny_ce"]
     # every registered method but the excluded one was tried; CAM applies to a linear head, FPM does not
     assert "cam" in ce["methods"] and "gradcam" in ce["methods"] and "random" in ce["methods"]
@@ -90,6 +96,20 @@ def test_outputs_and_rows(two_runs: tuple[dict, dict, Path]) -> None:
     assert saved["spec"]["models"][0]["key"] == "tiny_ce" and saved["environment"]["packages"]["torch"]
     text = (out / "localization.md").read_text()
     assert "| baseline | center_box |" in text and "tiny CE" in text
+
+
+def test_init_from_starts_from_the_earlier_models_backbone(two_runs: tuple[dict, dict, Path]) -> None:
+    import medcam
+
+    record, _, out = two_runs
+    by_model = {m["key"]: m for m in record["models"]}
+    assert by_model["tiny_wsol_from_ce"]["init_from"] == "tiny_ce" and by_model["tiny_wsol"]["init_from"] is None
+    assert by_model["tiny_wsol_from_ce"]["model_spec"]["backbone"]["checkpoint_path"] == by_model["tiny_ce"]["checkpoint"]
+    ce, scratch, started = (medcam.load(out / "models" / key / "last.pt").backbone.state_dict()
+                            for key in ("tiny_ce", "tiny_wsol", "tiny_wsol_from_ce"))
+    convs = [k for k in ce if k.endswith(".weight") and ce[k].dim() == 4]
+    assert convs and all(torch.allclose(started[k], ce[k], atol=1e-6) for k in convs)
+    assert not all(torch.allclose(scratch[k], ce[k], atol=1e-2) for k in convs)
 
 
 def test_two_runs_give_identical_numbers(two_runs: tuple[dict, dict, Path]) -> None:

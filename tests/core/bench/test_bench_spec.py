@@ -42,6 +42,11 @@ def test_preset_name_shorthand_and_key_from_name() -> None:
     ({"models": [{"key": "a", "spec": "x", "train": {"lr": -1}}]}, "train.lr"),
     ({"models": [{"key": "a", "spec": "x", "methods": [3]}]}, "models[0].methods[0]"),
     ({**MINIMAL, "size": 2}, "size"),
+    ({"models": [{"key": "a", "spec": "x", "init_from": "b"}, {"key": "b", "spec": "y"}]},
+     "models[0].init_from: 'b' is not an earlier model"),
+    ({"models": [{"key": "ce", "spec": "x"}, {"key": "b", "spec": "y", "init_from": "cee"}]}, "did you mean 'ce'"),
+    ({"models": [{"key": "a", "spec": "x"}, {"key": "b", "spec": "y", "init_from": "a", "checkpoint": "b.pt"}]},
+     "models[1]: 'init_from' starts a training run, 'checkpoint' skips it"),
 ])
 def test_bad_specs_raise_with_the_path(raw: dict, message: str) -> None:
     with pytest.raises(SpecError) as info:
@@ -58,6 +63,15 @@ def test_override_and_select() -> None:
     assert [m.key for m in spec.select(["b"]).models] == ["b"]
     with pytest.raises(SpecError, match="did you mean 'b'"):
         spec.select(["bb"])
+
+
+def test_select_keeps_the_models_a_selection_starts_from() -> None:
+    spec = load_bench_spec({"models": [{"key": "ce", "spec": "x"}, {"key": "other", "spec": "y"},
+                                       {"key": "mid", "spec": "y", "init_from": "ce"},
+                                       {"key": "last", "spec": "z", "init_from": "mid"}]})
+    assert [m.key for m in spec.select(["last"]).models] == ["ce", "mid", "last"]
+    assert [m.key for m in spec.select(["other"]).models] == ["other"]
+    assert spec.select(["last"]).models[2].init_from == "mid"
 
 
 def test_missing_file_is_an_error() -> None:

@@ -39,3 +39,15 @@ def test_checkpoint_path(tmp_path):
         medcam.build_backbone({"name": "tiny_cnn", "width": 8, "checkpoint_path": str(tmp_path / "w.pt")})
     with pytest.raises(FileNotFoundError):
         medcam.build_backbone({"name": "tiny_cnn", "checkpoint_path": str(tmp_path / "none.pt")})
+
+
+def test_checkpoint_path_takes_the_backbone_of_a_saved_medcam_model(tmp_path):
+    classifier = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 3})
+    with torch.no_grad():
+        for p in classifier.backbone.parameters():
+            p.uniform_(-1, 1)
+    medcam.save(classifier, tmp_path / "model.pt")
+    wsol = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4, "checkpoint_path": str(tmp_path / "model.pt")},
+                               "head": {"name": "fpm", "hidden": 8}, "num_classes": 3})
+    saved, loaded = classifier.backbone.state_dict(), wsol.backbone.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
