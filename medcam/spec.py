@@ -136,11 +136,16 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     """``override`` over ``base``: mappings merge recursively, everything else replaces.
 
     A part whose ``name`` changes is replaced whole (a preset's ResNet
-    parameters make no sense for a VMamba), not merged.
+    parameters make no sense for a VMamba), not merged. A part given by its
+    name alone (``backbone: resnet18``) keeps that name when a mapping without
+    ``name`` is merged over it (``{"pretrained": True}`` -> ``{"name": "resnet18",
+    "pretrained": True}``).
     """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         old = out.get(key)
+        if isinstance(old, str) and isinstance(value, Mapping) and "name" not in value:
+            old = {"name": old}
         same_part = not (isinstance(old, Mapping) and isinstance(value, Mapping)
                          and "name" in value and "name" in old and normalize_name(str(value["name"])) != normalize_name(str(old["name"])))
         if isinstance(old, Mapping) and isinstance(value, Mapping) and same_part:

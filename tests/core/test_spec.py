@@ -95,6 +95,13 @@ def test_deep_merge_rules():
     assert base["a"]["c"] == [1, 2]  # inputs untouched
 
 
+def test_deep_merge_keeps_the_name_of_a_part_given_as_a_string():
+    merged = deep_merge({"backbone": "spec_test_net", "head": "linear"}, {"backbone": {"width": 6}})
+    assert merged == {"backbone": {"name": "spec_test_net", "width": 6}, "head": "linear"}
+    assert deep_merge({"backbone": "a"}, {"backbone": {"name": "b"}}) == {"backbone": {"name": "b"}}
+    assert resolve_model_spec({**merged, "num_classes": 2})["backbone"]["width"] == 6
+
+
 def test_yaml_and_json_files(tmp_path):
     y = tmp_path / "model.yaml"
     y.write_text(yaml.safe_dump({**BASE, "backbone": {"name": "spec_test_net", "width": 6}}))
