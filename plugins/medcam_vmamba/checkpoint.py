@@ -115,10 +115,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(f"'{path}' is not a readable PyTorch checkpoint: {err}") from err
 
 
-def _unwrap(obj: Any, where: str, key: str | None = None) -> dict[str, Tensor]:
-    """The state dict inside a checkpoint object (under ``key`` when given)."""
+def _unwrap(obj: Any, where: str, key: str | None = None, medcam_backbone: bool = False) -> dict[str, Tensor]:
+    """The state dict inside a checkpoint object (under ``key`` when given).
+
+    A medcam checkpoint (:func:`medcam.save`) is accepted only with ``medcam_backbone``
+    (loading a bare backbone): its ``backbone.*`` weights, already in this layout.
+    """
     if isinstance(obj, Mapping) and obj.get("format") == "medcam.checkpoint":
-        raise CheckpointError(f"{where} is a medcam checkpoint, not an official VMamba one: use medcam.load()")
+        if not medcam_backbone:
+            raise CheckpointError(f"{where} is a medcam checkpoint, not an official VMamba one: use medcam.load()")
+        state = obj.get("state_dict") if isinstance(obj.get("state_dict"), Mapping) else {}
+        weights = {str(k)[len("backbone."):]: v for k, v in state.items() if str(k).startswith("backbone.")}
+        if not weights:
+            raise CheckpointError(f"{where} is a medcam checkpoint without 'backbone.*' weights")
+        return weights
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
@@ -250,9 +260,10 @@ def download_official(config: str | VMambaConfig, progress: bool = True) -> Path
     return target
 
 
-def _state_dict_of(source: Any, key: str | None = None) -> tuple[dict[str, Tensor], str]:
+def _state_dict_of(source: Any, key: str | None = None,
+                   medcam_backbone: bool = False) -> tuple[dict[str, Tensor], str]:
     if isinstance(source, Mapping):
-        return _unwrap(source, "the given state dict", key), "the given state dict"
+        return _unwrap(source, "the given state dict", key, medcam_backbone), "the given state dict"
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if not Path(text).exists() and (text in CONFIGS or text in ALIASES):
@@ -261,7 +272,7 @@ def _state_dict_of(source: Any, key: str | None = None) -> tuple[dict[str, Tenso
         if not Path(text).exists():
             raise FileNotFoundError(f"VMamba checkpoint '{text}' does not exist (or give a configuration name "
                                     f"to download its official weights: {', '.join(CONFIGS)})")
-        return _unwrap(read_checkpoint(text), f"'{text}'", key), f"'{text}'"
+        return _unwrap(read_checkpoint(text), f"'{text}'", key, medcam_backbone), f"'{text}'"
     raise CheckpointError(f"expected a checkpoint path, a configuration name or a state dict, "
                           f"got {type(source).__name__}")
 
@@ -301,7 +312,8 @@ def load_official_checkpoint(model: nn.Module, source: Any, *, include_head: boo
             bare VMamba backbone, or a ``vmamba_classifier`` head.
         source: a checkpoint path, a state dict, or a configuration name
             (``"vmamba_tiny_s1l8"``: its official file is downloaded once into the
-            torch hub cache).
+            torch hub cache). Into a bare backbone, also a saved medcam model
+            (:func:`medcam.save`) with a VMamba backbone: its backbone weights.
         include_head: also load ``classifier.head`` into the head's ``fc`` (needs
             the checkpoint's 1000 classes); ``False`` for fine-tuning on new classes
             (the classifier LayerNorm is still loaded where the model has one).
@@ -322,9 +334,10 @@ def load_official_checkpoint(model: nn.Module, source: Any, *, include_head: boo
         model = medcam.build_model("vmamba_tiny_s1l8_in1k")
         medcam_vmamba.load_official_checkpoint(model, "vssm1_tiny_0230s_ckpt_epoch_264.pth")
     """
-    raw, where = _state_dict_of(source, key)
-    sd, notes = to_official_layout(raw)
     backbone, prefix, head = _targets(model)
+    # a saved medcam model's backbone goes into a bare backbone (checkpoint_path=, benchmark init_from)
+    raw, where = _state_dict_of(source, key, medcam_backbone=backbone is model)
+    sd, notes = to_official_layout(raw)
     report = LoadReport(notes=list(notes))
     own = model.state_dict()
     mapping: dict[str, str] = {}  # official key -> model key

@@ -86,3 +86,21 @@ def test_spec_round_trip_and_medcam_checkpoint(tmp_path: Path) -> None:
     x = torch.rand(1, 1, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def test_checkpoint_path_takes_the_backbone_of_a_saved_medcam_model(tmp_path: Path) -> None:
+    """What benchmark ``init_from`` does: a new model starts from a trained model's VMamba backbone."""
+    from medcam.errors import CheckpointError
+
+    trained = medcam.build_model({"backbone": TINY, "num_classes": 3})
+    with torch.no_grad():
+        for p in trained.backbone.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = medcam.save(trained, tmp_path / "trained.pt")
+    started = medcam.build_model({"backbone": {**TINY, "checkpoint_path": str(path)},
+                                  "head": {"name": "fpm", "hidden": 8}, "num_classes": 3})
+    saved, loaded = trained.backbone.state_dict(), started.backbone.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    other = medcam.save(medcam.build_model({"backbone": "tiny_cnn", "num_classes": 3}), tmp_path / "cnn.pt")
+    with pytest.raises(CheckpointError, match="does not fit this model: missing"):
+        medcam.build_backbone({**TINY, "checkpoint_path": str(other)})
