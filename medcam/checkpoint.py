@@ -30,7 +30,8 @@ from torch import Tensor, nn
 
 from .errors import CheckpointError
 
-__all__ = ["save", "load", "read_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION", "is_medcam_checkpoint",
+           "backbone_weights"]
 
 FORMAT = "medcam.checkpoint"
 FORMAT_VERSION = 1
@@ -173,6 +174,28 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"'{p}': spec or metadata is unreadable: {err}") from err
     return Checkpoint(kind=payload["kind"], spec=spec, state_dict=payload["state_dict"], metadata=metadata,
                       training_state=payload.get("training_state"), path=str(p))
+
+
+def is_medcam_checkpoint(obj: Any) -> bool:
+    """Whether ``obj`` (what ``torch.load`` returned) is a file written by :func:`save`."""
+    return isinstance(obj, Mapping) and obj.get("format") == FORMAT
+
+
+def backbone_weights(payload: Mapping[str, Any], where: str) -> dict[str, Tensor]:
+    """The backbone's tensors of a loaded medcam checkpoint, ``backbone.`` prefix removed.
+
+    For backbones whose ``checkpoint_path`` may name a saved medcam model (a new
+    model starting from a trained one's backbone). ``where`` names the file in errors.
+
+    Raises:
+        CheckpointError: the checkpoint holds no ``backbone.*`` weights (a segmenter).
+    """
+    state = payload.get("state_dict")
+    state = state if isinstance(state, Mapping) else {}
+    weights = {str(k)[len("backbone."):]: v for k, v in state.items() if str(k).startswith("backbone.")}
+    if not weights:
+        raise CheckpointError(f"{where} is a medcam checkpoint without 'backbone.*' weights")
+    return weights
 
 
 #: Part parameters that fetch weights while building; a checkpoint already holds the weights.

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError, SpecError
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 
@@ -49,13 +50,16 @@ class TinyCNN(nn.Module):
         ``backbone.*`` weights of a medcam checkpoint (:func:`medcam.save`) of a model built on one."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"tiny_cnn checkpoint '{path}' does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        medcam_checkpoint = isinstance(state, dict) and state.get("format") == "medcam.checkpoint"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickle, zip and stream errors all mean "not a readable weights file"
+            raise CheckpointError(f"tiny_cnn checkpoint '{path}' is not a weights file torch.load(weights_only=True) "
+                                  f"can read: {type(err).__name__}") from err
+        if is_medcam_checkpoint(state):
+            state = backbone_weights(state, f"tiny_cnn checkpoint '{path}'")
         for key in ("state_dict", "model"):
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]
-        if medcam_checkpoint:
-            state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         try:
             self.load_state_dict(state)
         except RuntimeError as err:

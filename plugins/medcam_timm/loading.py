@@ -21,6 +21,7 @@ import torch
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
 
+from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError
 
 from .convert import TORCHVISION_BN_EPS, to_timm
@@ -79,7 +80,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     except Exception as err:  # pickle, zip and safetensors errors all mean "not a readable weights file"
         raise CheckpointError(f"'{path}' is not a weights file torch.load(weights_only=True) can read: "
                               f"{type(err).__name__}: {err}") from err
-    medcam_checkpoint = isinstance(raw, Mapping) and raw.get("format") == "medcam.checkpoint"
+    if is_medcam_checkpoint(raw):  # a whole medcam model: keep its backbone
+        raw = backbone_weights(raw, f"'{path}'")
     for _ in range(3):
         if not isinstance(raw, Mapping):
             break
@@ -94,10 +96,6 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise CheckpointError(f"'{path}' is not a state dict: entries {not_tensors[:_SHOWN]} are not tensors "
                               f"(expected {{name: tensor}}, optionally under 'state_dict' or 'model')")
     state = {str(k): v for k, v in raw.items()}
-    if medcam_checkpoint:  # a whole medcam model: keep its backbone
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-        if not state:
-            raise CheckpointError(f"'{path}' is a medcam checkpoint without 'backbone.*' weights")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state

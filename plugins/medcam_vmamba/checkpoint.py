@@ -37,6 +37,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError
 
 from .configs import ALIASES, CONFIGS, VMambaConfig, get_config
@@ -121,14 +122,10 @@ def _unwrap(obj: Any, where: str, key: str | None = None, medcam_backbone: bool 
     A medcam checkpoint (:func:`medcam.save`) is accepted only with ``medcam_backbone``
     (loading a bare backbone): its ``backbone.*`` weights, already in this layout.
     """
-    if isinstance(obj, Mapping) and obj.get("format") == "medcam.checkpoint":
+    if is_medcam_checkpoint(obj):
         if not medcam_backbone:
             raise CheckpointError(f"{where} is a medcam checkpoint, not an official VMamba one: use medcam.load()")
-        state = obj.get("state_dict") if isinstance(obj.get("state_dict"), Mapping) else {}
-        weights = {str(k)[len("backbone."):]: v for k, v in state.items() if str(k).startswith("backbone.")}
-        if not weights:
-            raise CheckpointError(f"{where} is a medcam checkpoint without 'backbone.*' weights")
-        return weights
+        return backbone_weights(obj, where)
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__

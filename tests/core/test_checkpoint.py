@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import medcam
-from medcam.checkpoint import FORMAT, read_checkpoint
+from medcam.checkpoint import FORMAT, backbone_weights, is_medcam_checkpoint, read_checkpoint
 from medcam.errors import CheckpointError
 
 
@@ -48,6 +48,19 @@ def test_segmenter_round_trip(tmp_path):
     assert loaded.spec == seg.spec and type(loaded).__name__ == "MedcamSegmenter"
     x = torch.rand(1, 1, 8, 8)
     assert torch.equal(loaded(x), seg.eval()(x))
+
+
+@pytest.mark.usefixtures("registered_test_parts")
+def test_backbone_weights_of_a_saved_model(model, tmp_path):
+    payload = torch.load(medcam.save(model, tmp_path / "m.pt"), weights_only=True)
+    assert is_medcam_checkpoint(payload) and not is_medcam_checkpoint(model.state_dict())
+    weights = backbone_weights(payload, "'m.pt'")
+    own = model.backbone.state_dict()
+    assert weights.keys() == own.keys() and all(torch.equal(weights[k], own[k]) for k in own)
+    seg = torch.load(medcam.save(medcam.build_segmenter({"name": "spec_test_seg"}), tmp_path / "s.pt"),
+                     weights_only=True)
+    with pytest.raises(CheckpointError, match="'s.pt' is a medcam checkpoint without 'backbone"):
+        backbone_weights(seg, "'s.pt'")
 
 
 class _Exploit:

@@ -39,6 +39,9 @@ def test_checkpoint_path(tmp_path):
         medcam.build_backbone({"name": "tiny_cnn", "width": 8, "checkpoint_path": str(tmp_path / "w.pt")})
     with pytest.raises(FileNotFoundError):
         medcam.build_backbone({"name": "tiny_cnn", "checkpoint_path": str(tmp_path / "none.pt")})
+    (tmp_path / "notes.txt").write_text("not weights")
+    with pytest.raises(CheckpointError, match="is not a weights file"):
+        medcam.build_backbone({"name": "tiny_cnn", "checkpoint_path": str(tmp_path / "notes.txt")})
 
 
 def test_checkpoint_path_takes_the_backbone_of_a_saved_medcam_model(tmp_path):
