@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e ".[dev,app]"
+	$(BIN)/python -m pip install -q -e ".[dev,app,weights]"
 	rm -rf medcam.egg-info  # build leftover; from the source folder it would shadow the installed entry points
 	touch $@
 

@@ -51,6 +51,7 @@ __all__ = [
     "attributions",
     "losses",
     "models",
+    "weights",
     "BUNDLED_DISTRIBUTION",
     "AUTOLOAD_ENV",
 ]
@@ -444,9 +445,11 @@ heads: Registry[Any] = Registry("heads", injected=("feature_info", "num_classes"
 attributions: Registry[Any] = Registry("attributions")
 losses: Registry[Any] = Registry("losses", injected=("num_classes", "multilabel"))
 models: Registry[Preset] = Registry("models")
+#: pretrained weights sources (:class:`medcam.weights.WeightsSource`), declared per backbone
+weights: Registry[Any] = Registry("weights")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models)
+    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, weights)
 }
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import PluginError, SpecError, UnknownNameError
 from .registry import Registry, did_you_mean, get_registry, models, normalize_name
+from .weights import default_normalization
 
 __all__ = [
     "MODEL_KEYS",
@@ -72,8 +73,9 @@ SEGMENTER_KEYS: dict[str, str] = {
     "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
 }
 
-#: Preprocessing keys, their defaults and meaning. ``mean``/``std`` default to
-#: ImageNet statistics (averaged over RGB for 1-channel input).
+#: Preprocessing keys, their defaults and meaning. ``mean``/``std`` default to what the
+#: backbone's declared pretrained weights expect (``medcam info <name>.in1k``), else ImageNet
+#: statistics; averaged over RGB for 1-channel input.
 PREPROCESS_DEFAULTS: dict[str, Any] = {
     "size": [224, 224],          # [H, W] the model sees (an int means square)
     "resize": "square",          # square | pad (keep aspect, pad) | none (keep the image's own scale)
@@ -279,8 +281,14 @@ def _positive_int(value: Any, path: str) -> int:
     return value
 
 
-def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dict[str, Any]:
-    """Validate the ``preprocess`` mapping and fill its defaults (see :data:`PREPROCESS_DEFAULTS`)."""
+def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
+                       normalization: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """Validate the ``preprocess`` mapping and fill its defaults (see :data:`PREPROCESS_DEFAULTS`).
+
+    ``normalization``: the ``(mean, std)`` (RGB) to use when the mapping gives none, e.g. what
+    a backbone's declared weights expect (:func:`medcam.weights.default_normalization`);
+    ``None``: ImageNet statistics.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -297,7 +305,8 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dic
     if out["resize"] not in RESIZE_MODES:
         raise SpecError(f"{path}.resize: expected one of {', '.join(RESIZE_MODES)}, got {out['resize']!r}"
                         f"{did_you_mean(str(out['resize']), RESIZE_MODES)}")
-    for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+    mean, std = normalization or (IMAGENET_MEAN, IMAGENET_STD)
+    for key, default in (("mean", mean), ("std", std)):
         value = out[key]
         if value is None:
             value = list(default) if in_chans == 3 else [round(sum(default) / 3, 4)] * in_chans
@@ -403,7 +412,8 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     out["class_names"] = list(class_names) if class_names is not None else None
     out["loss"] = resolved_losses
     out["attribution"] = None if attribution is None else resolve_part("attributions", attribution, "attribution")
-    out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans)
+    out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans,
+                                           normalization=default_normalization(out["backbone"]["name"]))
     return out
 
 

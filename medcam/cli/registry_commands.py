@@ -22,6 +22,36 @@ def _kind_or_pattern(kind: str | None, pattern: str | None) -> tuple[list[str], 
     return list(REGISTRIES), kind
 
 
+def _add_weights_status(row: dict[str, Any]) -> dict[str, Any]:
+    """Backbones get ``pretrained_weights`` (their declared sources and whether each is installed);
+    weights sources get ``installed`` and the file found. Reads package metadata only."""
+    from medcam import weights
+
+    if row.get("error"):
+        return row
+    if row["kind"] == "backbones":
+        status = weights.weights_status(row["name"])
+        if status:
+            row["pretrained_weights"] = status
+    elif row["kind"] == "weights":
+        source = REGISTRIES["weights"].get(row["name"])
+        path = weights.locate(source)
+        row["installed"] = path is not None
+        row["installed_file"] = str(path) if path else None
+        row["install"] = source.install_hint
+    return row
+
+
+def _weights_text(row: dict[str, Any]) -> str:
+    status = row.get("pretrained_weights")
+    if status:
+        installed = [s["name"] for s in status if s["installed"]]
+        return f"  [weights: {', '.join(installed)}]" if installed else f"  [weights not installed: {status[0]['install']}]"
+    if row["kind"] == "weights":
+        return "  [installed]" if row.get("installed") else f"  [not installed: {row.get('install')}]"
+    return ""
+
+
 def _row_text(row: dict[str, Any]) -> str:
     if row.get("error"):
         return f"  {row['name']:<28} BROKEN ({row['provider']}): {row['error']}"
@@ -30,7 +60,7 @@ def _row_text(row: dict[str, Any]) -> str:
         extra = f"  channels={row['channels']} strides={row['strides']}"
     summary = row.get("summary") or ""
     provider = "" if row["provider"] == "medcam" else f" [{row['provider']}]"
-    return f"  {row['name']:<28} {summary}{provider}{extra}"
+    return f"  {row['name']:<28} {summary}{provider}{extra}{_weights_text(row)}"
 
 
 @click.command("list")
@@ -40,14 +70,15 @@ def _row_text(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(kind: str | None, pattern: str | None, names_only: bool, as_json: bool) -> None:
     """List registered names: KIND is backbones, segmenters, heads, attributions,
-    losses or models (singular works); PATTERN is a glob such as 'resnet*'."""
+    losses, models or weights (singular works); PATTERN is a glob such as 'resnet*'.
+    Backbones with declared pretrained weights say whether they are installed."""
     kinds, glob = _kind_or_pattern(kind, pattern)
     result: dict[str, Any] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for k in kinds:
             registry = REGISTRIES[k]
-            result[k] = registry.list(glob) if names_only else registry.infos(glob)
+            result[k] = registry.list(glob) if names_only else [_add_weights_status(r) for r in registry.infos(glob)]
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     if as_json:
@@ -76,7 +107,7 @@ def info_command(name: str, kind: str | None, as_json: bool) -> None:
     from medcam.registry import did_you_mean
 
     registries = [get_registry(kind)] if kind else list(REGISTRIES.values())
-    found = [r.info(name) for r in registries if name in r]
+    found = [_add_weights_status(r.info(name)) for r in registries if name in r]
     if not found:
         every = [n for r in registries for n in r.list()]
         where = f"{registries[0].singular} " if kind else "name "
@@ -95,6 +126,13 @@ def info_command(name: str, kind: str | None, as_json: bool) -> None:
                                                             "value", "channels", "strides", "cam_level", "layout",
                                                             "parameters"} and v is not None}
         for key, value in others.items():
+            if key == "pretrained_weights":
+                for source in value:
+                    state = f"installed at {source['file']}" if source["installed"] else \
+                        f"not installed ({source['install']})"
+                    click.echo(f"  {'weights:':<11}{source['name']}: {source['trained_on']}, {source['license']}, "
+                               f"package {source['package']}, {state}")
+                continue
             click.echo(f"  {key + ':':<11}{value}")
         if isinstance(row.get("parameters"), dict):
             click.echo("  parameters:")

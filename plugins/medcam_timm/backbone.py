@@ -10,6 +10,7 @@ top: a :class:`medcam.features.FeatureInfo`, eager ``out_indices`` checks,
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import timm
@@ -22,7 +23,7 @@ from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 from medcam.registry import did_you_mean
 
 from .entries import Variant
-from .loading import LoadTarget, load_checkpoint
+from .loading import LoadTarget, load_checkpoint, load_state
 
 __all__ = ["TimmBackbone", "build_variant", "build_timm"]
 
@@ -170,8 +171,6 @@ def _check_weights_args(pretrained: Any, checkpoint_path: Any) -> None:
     if pretrained and checkpoint_path:
         raise SpecError("pass either pretrained=true (timm's weights) or checkpoint_path (a local file), not both")
     if checkpoint_path:
-        from pathlib import Path
-
         if not Path(checkpoint_path).is_file():
             raise FileNotFoundError(f"checkpoint_path '{checkpoint_path}' does not exist")
 
@@ -185,6 +184,34 @@ def _pretrained_error(timm_name: str, err: BaseException) -> CheckpointError:
         f"when online; offline, pass pretrained=false and checkpoint_path=<a local state dict>")
 
 
+def _hub_location(timm_name: str) -> tuple[str | None, str, str | None]:
+    """Where timm would fetch ``timm_name``'s weights: ``(cached file or None, source, host)``.
+
+    Looks in the Hugging Face cache (``model.safetensors`` / ``pytorch_model.bin`` of the
+    model's ``hf_hub_id``) or, for weights timm reads from a URL, in torch's hub cache.
+    Touches no network.
+    """
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    url = getattr(cfg, "url", None) if cfg is not None else None
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = hub_id.partition("@")
+        names = [getattr(cfg, "hf_hub_filename", None) or "pytorch_model.bin", "model.safetensors"]
+        for filename in names:
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str) and Path(found).is_file():
+                return found, f"huggingface.co/{repo}", "huggingface.co"
+        return None, f"huggingface.co/{repo}", "huggingface.co"
+    if url:
+        from urllib.parse import urlparse
+
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+        return (str(cached) if cached.is_file() else None), url, urlparse(url).hostname
+    return None, "?", None
+
+
 def _require_pretrained_weights(timm_name: str) -> None:
     if timm.models.is_model_pretrained(timm_name.split(".", 1)[0]):
         return
@@ -194,13 +221,29 @@ def _require_pretrained_weights(timm_name: str) -> None:
                           f"with checkpoint_path (pretrained=false)")
 
 
-def _create(timm_name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
-    """``timm.create_model`` with download/cache failures turned into a clear :class:`CheckpointError`."""
+def _create(timm_name: str, pretrained: bool, label: str | None = None, **kwargs: Any) -> nn.Module:
+    """``timm.create_model`` that loads hub weights offline first and fails fast.
+
+    With ``pretrained``: timm's cached file is used when there is one (no network);
+    otherwise the weights are downloaded only when the hub answers a short probe
+    (:func:`medcam.weights.hub_reachable`), else :func:`medcam.weights.missing_weights_error`
+    (naming ``label``'s declared weights package, if any) is raised at once.
+    Download and cache failures become a clear :class:`CheckpointError`.
+    """
     if not pretrained:
         return timm.create_model(timm_name, pretrained=False, **kwargs)
+    from medcam.weights import hub_reachable, missing_weights_error
+
     _require_pretrained_weights(timm_name)
+    cached, source, host = _hub_location(timm_name)
+    overlay: dict[str, Any] = {}
+    if cached is not None:
+        overlay = {"pretrained_cfg_overlay": {"file": cached}}
+    elif host is None or not hub_reachable(host):
+        raise missing_weights_error(label or timm_name, hub=f"timm's weights ({source}) are not cached here and "
+                                                           f"{host or 'their host'} cannot be reached")
     try:
-        return timm.create_model(timm_name, pretrained=True, **kwargs)
+        return timm.create_model(timm_name, pretrained=True, **overlay, **kwargs)
     except (OSError, RuntimeError) as err:  # HF hub / URL errors are OSErrors; timm raises RuntimeError too
         raise _pretrained_error(timm_name, err) from err
 
@@ -226,29 +269,40 @@ def build_variant(variant: Variant, *, in_chans: int, pretrained: bool, checkpoi
         FileNotFoundError: a ``checkpoint_path`` that does not exist.
         CheckpointError: weights that cannot be loaded (message lists the mismatching keys).
     """
+    from medcam.weights import installed_source, resolve_pretrained
+
     family = variant.spec
     in_chans = _check_in_chans(in_chans)
     _check_weights_args(pretrained, checkpoint_path)
     indices = normalize_out_indices(out_indices, len(variant.modules))
     kwargs = {timm_key: _check_rate(name, value) for name, (timm_key, value) in rates.items()}
-    if not pretrained:
+    local = pretrained and installed_source(variant.name) is not None  # a declared weights package (offline)
+    from_hub = pretrained and not local
+    if not from_hub:
         kwargs.update(family.shrink_unused)
-    full = _create(variant.name, pretrained, in_chans=in_chans, num_classes=0, **kwargs)
+    full = _create(variant.timm_model, from_hub, label=variant.name, in_chans=in_chans, num_classes=0, **kwargs)
     levels = [dict(info) for info in full.feature_info]
     for module in family.extra_taps:
         levels.append(dict(num_chs=full.num_features, reduction=levels[-1]["reduction"], module=module))
     full.feature_info = levels
-    reference = {k: v.shape for k, v in full.state_dict().items()}
     body = FeatureListNet(full, out_indices=indices, flatten_sequential=family.flatten)
-    if checkpoint_path:
+    if checkpoint_path or local:
         cfg = full.pretrained_cfg
+        reference = {k: v.shape for k, v in full.state_dict().items()}
         target = LoadTarget(
             body=body, name_map=_identity_name_map(full, body), reference=reference,
             first_conv=_names(cfg.get("first_conv")), classifier=_names(cfg.get("classifier")),
             in_chans=in_chans, label=variant.name, family=family.key,
             formats=family.formats.format(name=variant.name))
-        load_checkpoint(target, checkpoint_path)
-    return TimmBackbone(body, timm_name=variant.name, in_chans=in_chans)
+        if checkpoint_path:
+            load_checkpoint(target, checkpoint_path)
+        else:
+            resolved = resolve_pretrained(variant.name, target.reference)
+            if resolved is None:  # uninstalled between the two looks
+                raise CheckpointError(f"the weights package of '{variant.name}' disappeared while loading it")
+            name, state = resolved
+            load_state(target, state, f"weights '{name}'")
+    return TimmBackbone(body, timm_name=variant.timm_model, in_chans=in_chans)
 
 
 def _names(value: Any) -> tuple[str, ...]:

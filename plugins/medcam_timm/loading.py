@@ -1,9 +1,9 @@
-"""``checkpoint_path=`` loading for timm backbones: offline, strict, with readable errors.
+"""Weights loading for timm backbones (``checkpoint_path`` and offline ``pretrained``): strict, readable errors.
 
-A file is read with ``torch.load(weights_only=True)`` (or safetensors), unwrapped
-(``{"state_dict": ...}``, ``{"model": ...}``, a medcam checkpoint's ``backbone.*``
-weights), stripped of wrapper prefixes (``module.`` from DataParallel, one
-shared leading name such as CheXNet's ``densenet121.``), converted to timm's key
+A file is read by the core (:func:`medcam.state_dict.read_state_dict`: ``torch.load(weights_only=True)``
+or safetensors, unwrapped from ``{"state_dict": ...}``, ``{"model": ...}``, a medcam
+checkpoint's ``backbone.*`` weights, ``module.`` removed), stripped of one
+shared leading name such as CheXNet's ``densenet121.``, converted to timm's key
 names (:mod:`medcam_timm.convert`), and its classifier is dropped. The first
 conv is adapted to ``in_chans`` exactly as timm adapts pretrained weights
 (:func:`timm.models.adapt_input_conv`: RGB filters summed for one channel,
@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
 
-from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError
+from medcam.state_dict import read_state_dict
 
 from .convert import TORCHVISION_BN_EPS, to_timm
 
-__all__ = ["LoadTarget", "read_state_dict", "load_checkpoint"]
+__all__ = ["LoadTarget", "load_checkpoint", "load_state"]
 
 _SHOWN = 5  # keys listed per category in error messages
 
@@ -58,47 +58,6 @@ class LoadTarget:
     label: str
     family: str | None
     formats: str
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of a weights file: bare, under ``"state_dict"``/``"model"``, or a medcam checkpoint's backbone.
-
-    ``.safetensors`` files are read with safetensors; anything else with
-    ``torch.load(map_location="cpu", weights_only=True)`` (no arbitrary unpickling).
-    A ``module.`` prefix (DataParallel) is removed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint_path '{path}' does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            raw: Any = load_file(str(path), device="cpu")
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and safetensors errors all mean "not a readable weights file"
-        raise CheckpointError(f"'{path}' is not a weights file torch.load(weights_only=True) can read: "
-                              f"{type(err).__name__}: {err}") from err
-    if is_medcam_checkpoint(raw):  # a whole medcam model: keep its backbone
-        raw = backbone_weights(raw, f"'{path}'")
-    for _ in range(3):
-        if not isinstance(raw, Mapping):
-            break
-        inner = next((raw[k] for k in ("state_dict", "model") if isinstance(raw.get(k), Mapping)), None)
-        if inner is None:
-            break
-        raw = inner
-    if not isinstance(raw, Mapping) or not raw:
-        raise CheckpointError(f"'{path}' holds no state dict (found {type(raw).__name__})")
-    not_tensors = [k for k, v in raw.items() if not isinstance(v, Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"'{path}' is not a state dict: entries {not_tensors[:_SHOWN]} are not tensors "
-                              f"(expected {{name: tensor}}, optionally under 'state_dict' or 'model')")
-    state = {str(k): v for k, v in raw.items()}
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
 
 
 def _strip_shared_prefix(state: dict[str, Tensor], known: set[str]) -> dict[str, Tensor]:
@@ -138,20 +97,27 @@ def _adapt_first_conv(state: dict[str, Tensor], target: LoadTarget) -> None:
 
 def load_checkpoint(target: LoadTarget, path: str | Path) -> str:
     """Load the weights file ``path`` into ``target.body``; returns the dialect found
-    (``"timm"``, ``"torchvision"``, ``"official"``).
+    (``"timm"``, ``"torchvision"``, ``"official"``, ``"lukemelas"``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: unreadable file, or keys/shapes that do not fit (the message lists
             up to 5 missing, unexpected and mismatched keys, and the accepted formats).
     """
-    state = read_state_dict(path)
+    return load_state(target, read_state_dict(path), f"checkpoint '{path}'")
+
+
+def load_state(target: LoadTarget, state: dict[str, Tensor], origin: str) -> str:
+    """Load the tensors ``state`` (any accepted dialect) into ``target.body``; ``origin`` names them in errors.
+
+    Returns the dialect found; raises :class:`CheckpointError` as :func:`load_checkpoint`.
+    """
     inverse = {body_key: timm_key for timm_key, body_key in target.name_map.items()}
     known = {k.split(".", 1)[0] for k in target.reference} | {k.split(".", 1)[0] for k in inverse}
     state = _strip_shared_prefix(state, known)
     # a backbone saved by medcam uses the extractor's names (features_0.weight): back to timm's
     state = {(inverse[k] if k not in target.reference and k in inverse else k): v for k, v in state.items()}
-    state, dialect = to_timm(target.family, state)
+    state, dialect = to_timm(target.family, state, target.reference)
     state = {k: v for k, v in state.items()
              if not any(k == c or k.startswith(c + ".") for c in target.classifier)}
     _adapt_first_conv(state, target)
@@ -165,7 +131,7 @@ def load_checkpoint(target: LoadTarget, path: str | Path) -> str:
                              (("missing keys", missing), ("unexpected keys", unexpected),
                               ("shape mismatches (file vs model)", mismatched)) if items)
         raise CheckpointError(
-            f"checkpoint '{path}' does not fit backbone '{target.label}' (in_chans={target.in_chans}): {problems}. "
+            f"{origin} does not fit backbone '{target.label}' (in_chans={target.in_chans}): {problems}. "
             f"Accepted: {target.formats}; bare or under 'state_dict'/'model', a 'module.' prefix or one shared "
             f"leading name is removed, classifier weights are dropped")
     body_state = {target.name_map[k]: state[k] for k in target.name_map if k in state}
@@ -173,7 +139,7 @@ def load_checkpoint(target: LoadTarget, path: str | Path) -> str:
     left = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if left or result.unexpected_keys:  # timm's extractor holds weights we could not name in the timm model
         raise CheckpointError(f"'{target.label}': cannot match the feature extractor's weights {left[:_SHOWN]} "
-                              f"to timm's key names, so '{path}' cannot be loaded into it")
+                              f"to timm's key names, so {origin} cannot be loaded into it")
     eps = TORCHVISION_BN_EPS.get(target.label) if dialect == "torchvision" else None
     if eps is not None:
         for module in target.body.modules():

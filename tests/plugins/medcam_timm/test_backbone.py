@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import medcam
+import medcam.weights as medcam_weights
 from medcam.build import build_backbone
 from medcam.errors import CheckpointError, ShapeError, SpecError, UnknownNameError
 from medcam_timm import backbone as backbone_module
@@ -123,6 +124,7 @@ def test_pretrained_weights_go_through_timm_which_sums_rgb_filters_for_one_chann
         return {k: v.clone() for k, v in published.items()}
 
     monkeypatch.setattr(timm_builder, "load_state_dict_from_hf", from_cache)
+    monkeypatch.setattr(medcam_weights, "hub_reachable", lambda *args, **kwargs: True)  # not cached: "download"
     model = build_backbone({"name": "resnet18", "pretrained": True}, in_chans=1)
     assert requested == ["timm/resnet18.a1_in1k"]
     torch.testing.assert_close(model.body.conv1.weight, published["conv1.weight"].sum(dim=1, keepdim=True))
@@ -137,6 +139,7 @@ def test_pretrained_download_failure_is_a_clear_error(monkeypatch):
 
     real = timm.create_model
     monkeypatch.setattr(backbone_module.timm, "create_model", offline)
+    monkeypatch.setattr(medcam_weights, "hub_reachable", lambda *args, **kwargs: True)  # the probe passes, the download fails
     with pytest.raises(CheckpointError, match=r"pretrained weights for 'resnet18' \(from timm/resnet18.a1_in1k\).*"
                                               r"Hugging Face cache.*checkpoint_path") as err:
         build_backbone({"name": "resnet18", "pretrained": True})

@@ -26,7 +26,8 @@ def test_every_variant_is_registered_through_an_entry_point():
     assert backbones.entry("timm").value == "medcam_timm.entries:timm_namespace"
     expected = {f"vgg{d}{b}" for d in (11, 13, 16, 19) for b in ("", "_bn")} | \
         {f"resnet{d}" for d in (18, 34, 50, 101, 152)} | {f"pvt_v2_b{i}" for i in range(6)} | \
-        {f"efficientnet_b{i}" for i in range(8)} | {"densenet121", "densenet169", "densenet201"}
+        {f"efficientnet_b{i}" for i in range(8)} | {f"efficientnet_lite{i}" for i in range(3)} | \
+        {"densenet121", "densenet169", "densenet201"}
     assert set(NAMES) == expected
 
 
@@ -36,7 +37,7 @@ def test_listing_and_info_import_neither_torch_nor_timm():
         from medcam.registry import backbones
         rows = [backbones.info(n) for n in backbones.list() if backbones.entry(n).value.startswith("medcam_timm")]
         from medcam_timm.entries import VARIANTS
-        assert len(rows) == len(VARIANTS) + 1 == 31, len(rows)
+        assert len(rows) == len(VARIANTS) + 1 == 34, len(rows)
         assert rows[0]["channels"], rows[0]
         heavy = [m for m in ("torch", "timm", "medcam_timm.backbone") if m in sys.modules]
         print("HEAVY", heavy)
@@ -70,7 +71,8 @@ def test_summaries_docs_and_citations():
     assert set(backbones.info("pvt_v2_b2")["parameters"]) == {"pretrained", "checkpoint_path", "out_indices",
                                                               "drop_path_rate", "drop_rate"}
     assert set(backbones.info("vgg16")["parameters"]) == {"pretrained", "checkpoint_path", "out_indices"}
-    assert {f.key for f in FAMILIES.values()} == {"vgg", "resnet", "pvt_v2", "efficientnet", "densenet"}
+    assert {f.key for f in FAMILIES.values()} == {"vgg", "resnet", "pvt_v2", "efficientnet", "efficientnet_lite",
+                                                  "densenet"}
 
 
 def test_spec_validation_uses_the_explicit_parameters():

@@ -8,7 +8,7 @@ import torch
 import medcam
 from medcam.build import build_backbone
 from medcam.errors import CheckpointError
-from medcam_timm.loading import read_state_dict
+from medcam.state_dict import read_state_dict
 
 
 def _timm_state(name: str, **kwargs) -> dict[str, torch.Tensor]:
