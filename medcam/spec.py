@@ -45,6 +45,7 @@ __all__ = [
     "resolve_model_spec",
     "resolve_segmenter_spec",
     "resolve_preprocess",
+    "resolve_train",
     "dump_spec",
 ]
 
@@ -63,6 +64,8 @@ MODEL_KEYS: dict[str, str] = {
     "loss": "list of loss part specs, each with an optional combination 'weight' (default [{'name': 'ce'}])",
     "attribution": "default attribution method part spec, or null (methods: medcam list attributions)",
     "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
+    "train": "training settings the model is tuned with (medcam.engine.TrainConfig keys, e.g. optimizer, lr); "
+             "medcam train starts from them, a --config file and command-line options override them",
 }
 
 #: Top-level keys of a segmenter spec.
@@ -414,7 +417,25 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     out["attribution"] = None if attribution is None else resolve_part("attributions", attribution, "attribution")
     out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans,
                                            normalization=default_normalization(out["backbone"]["name"]))
+    out["train"] = resolve_train(spec.get("train"))
     return out
+
+
+def resolve_train(raw: Any, path: str = "train") -> dict[str, Any]:
+    """Validate a spec's ``train`` mapping (the keys given, not every default).
+
+    Raises:
+        SpecError: not a mapping, or an unknown key / bad value (``train.optimzer: unknown key; ...``).
+    """
+    from .engine.config import TrainConfig  # torch-free
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{path}: expected a mapping of training settings (medcam.engine.TrainConfig keys), "
+                        f"got {raw!r}")
+    TrainConfig.from_dict(raw)
+    return _plain(dict(raw), path)
 
 
 def resolve_segmenter_spec(source: Any) -> dict[str, Any]:

@@ -84,10 +84,13 @@ def _model_source(entry: ModelEntry, size: int | None) -> Any:
     return raw
 
 
-def _train_settings(spec: BenchSpec, entry: ModelEntry, progress: bool) -> dict[str, Any]:
+def _train_settings(spec: BenchSpec, entry: ModelEntry, source: Any, progress: bool) -> dict[str, Any]:
+    """The model's own ``train`` settings (a preset's), then the benchmark's, then the entry's."""
     from medcam.engine.config import TrainConfig
+    from medcam.engine.runs import provisional_spec
 
-    merged = {"seed": spec.seed, **spec.train, **entry.train, "progress": progress}
+    own = provisional_spec(source).get("train") or {}
+    merged = {"seed": spec.seed, **own, **spec.train, **entry.train, "progress": progress}
     return TrainConfig.from_dict(merged).to_dict()
 
 
@@ -126,7 +129,6 @@ def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkp
     ``obtained``: checkpoint of every earlier model by key (for ``init_from``).
     """
     which = spec.eval["checkpoint"]
-    settings = _train_settings(spec, entry, progress)
     if entry.checkpoint is not None:
         path = Path(entry.checkpoint)
         if not path.is_file():
@@ -137,6 +139,7 @@ def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkp
         from medcam.spec import deep_merge
 
         source = deep_merge(source, {"backbone": {"checkpoint_path": str(obtained[entry.init_from])}})
+    settings = _train_settings(spec, entry, source, progress)
     if checkpoints is not None:
         path = checkpoints / entry.key / f"{which}.pt"
         if path.is_file():

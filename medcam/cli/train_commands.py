@@ -10,12 +10,15 @@ from typing import Any
 import click
 
 
-def _train_config(config_file: str | None, overrides: dict[str, Any]) -> Any:
+def _train_config(config_file: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The training settings the user gave (a --config file, then options), validated; the spec's own
+    ``train`` settings fill the rest (:meth:`medcam.engine.config.TrainConfig.for_spec`)."""
     from medcam.engine.config import TrainConfig
 
-    base = TrainConfig.load(config_file).to_dict() if config_file else {}
+    base = TrainConfig.read(config_file) if config_file else {}
     base.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(base)
+    TrainConfig.from_dict(base)  # errors now, before the data set is opened
+    return base
 
 
 def _is_main_process() -> bool:

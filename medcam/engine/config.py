@@ -194,8 +194,27 @@ class TrainConfig:
         return cls(**dict(data))
 
     @classmethod
+    def for_spec(cls, spec: Mapping[str, Any], config: Mapping[str, Any] | "TrainConfig" | None) -> "TrainConfig":
+        """The settings to train ``spec`` (a resolved model spec) with.
+
+        The spec's own ``train`` mapping (a preset's tuned optimizer and learning rate)
+        is the base; the keys of ``config`` override it. A :class:`TrainConfig` given as
+        ``config`` is complete and used as it is.
+        """
+        if isinstance(config, TrainConfig):
+            return config
+        if config is not None and not isinstance(config, Mapping):
+            raise SpecError(f"train: expected a mapping of training settings, got {type(config).__name__}")
+        return cls.from_dict({**dict(spec.get("train") or {}), **dict(config or {})})
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TrainConfig":
         """Read a YAML or JSON file holding a mapping of settings (optionally under ``train:``)."""
+        return cls.from_dict(cls.read(path))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The settings a YAML/JSON file gives (only those; optionally under ``train:``), validated."""
         from medcam.spec import load_spec
 
         p = Path(path)
@@ -204,7 +223,8 @@ class TrainConfig:
         data = load_spec(p)
         if set(data) == {"train"}:
             data = data["train"]
-        return cls.from_dict(data)
+        cls.from_dict(data)
+        return dict(data)
 
     def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = RESUME_SAFE_KEYS) -> list[str]:
         """Keys whose values differ from ``other`` (except ``ignore``), as ``"key: a -> b"``."""

@@ -31,7 +31,7 @@ from .distributed import DistContext
 from .logs import atomic_write_text, format_metrics
 from .trainer import Callback, Trainer
 
-__all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "train_on_folder", "cross_validate",
+__all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec", "train_on_folder", "cross_validate",
            "evaluate_checkpoint", "SCALAR_METRICS", "mean_std"]
 
 #: Metrics summarized as mean +/- std over folds.
@@ -108,8 +108,8 @@ def fit_spec_to_data(spec_source: Any, dataset: Any) -> dict[str, Any]:
     return resolve_model_spec(raw)
 
 
-def _spec_for_data(spec_source: Any) -> dict[str, Any]:
-    """The spec resolved for its ``preprocess`` and ``in_chans`` only (classes come from the data later)."""
+def provisional_spec(spec_source: Any) -> dict[str, Any]:
+    """The spec resolved for its ``preprocess``, ``in_chans`` and ``train`` only (classes come from the data later)."""
     from medcam.spec import load_spec, resolve_model_spec
 
     raw = load_spec(spec_source)
@@ -156,6 +156,8 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     ``results.json`` (split sizes, best epoch, validation and test metrics).
 
     Args:
+        config: training settings over the spec's own ``train`` mapping (a mapping overrides
+            its keys; a :class:`TrainConfig` is used as it is), see :meth:`TrainConfig.for_spec`.
         test_evaluations: further evaluations of the best model on the test set,
             ``name -> fn(model, test_set) -> dict`` (e.g. localization metrics
             against the masks); their results go to ``result["test_extra"][name]``.
@@ -166,11 +168,12 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         dicts (``test`` of the best checkpoint; ``None`` without a test part).
     """
     began = time.perf_counter()
-    cfg = TrainConfig.from_dict(config)
+    provisional = provisional_spec(spec)
+    cfg = TrainConfig.for_spec(provisional, config)
     dist = dist or DistContext.from_env(cfg.device)
     out = Path(out_dir)
     _check_out(out, resume)
-    full = open_dataset(data, _spec_for_data(spec))
+    full = open_dataset(data, provisional)
     resolved = fit_spec_to_data(spec, full)
     parts = _split(full, data)
     sizes = {k: len(v) for k, v in parts["indices"].items()}
@@ -251,13 +254,14 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
         ``{"folds": [{"fold", "sizes", "val", "test"}, ...], "mean_std": {metric: {"mean", "std"}},
         "test_mean_std": ... | None, "out"}``.
     """
-    cfg = TrainConfig.from_dict(config)
+    provisional = provisional_spec(spec)
+    cfg = TrainConfig.for_spec(provisional, config)
     dist = dist or DistContext.from_env(cfg.device)
     out = Path(out_dir)
     if not resume and any((out / f"fold{i + 1}" / "last.pt").is_file() for i in range(folds)):
         raise CheckpointError(f"{out} already holds a cross-validation run; pass --resume to continue it or "
                               f"choose another --out folder")
-    full = open_dataset(data, _spec_for_data(spec))
+    full = open_dataset(data, provisional)
     resolved = fit_spec_to_data(spec, full)
     parts = full.folds(folds, seed=data.split_seed)
     rows: list[dict[str, Any]] = []

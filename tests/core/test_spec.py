@@ -21,8 +21,14 @@ def test_minimal_spec_resolves_every_default():
     assert spec["loss"] == [{"name": "ce", "weight": 1.0, "class_weights": None, "label_smoothing": 0.0}]
     assert spec["in_chans"] == 3 and spec["multilabel"] is False and spec["attribution"] is None
     assert spec["preprocess"]["mean"] == [0.485, 0.456, 0.406] and spec["preprocess"]["size"] == [224, 224]
-    assert "name" not in spec
+    assert "name" not in spec and spec["train"] == {}
     assert resolve_model_spec(spec) == spec  # resolving is idempotent
+
+
+def test_train_settings_are_kept_as_given():
+    spec = resolve_model_spec({**BASE, "train": {"optimizer": "sgd", "lr": 0.01}})
+    assert spec["train"] == {"optimizer": "sgd", "lr": 0.01}  # only the keys given, not every default
+    assert resolve_model_spec(spec) == spec
 
 
 def test_part_shorthand_and_greyscale_defaults():
@@ -61,6 +67,9 @@ def test_part_shorthand_and_greyscale_defaults():
     ({**BASE, "preprocess": {"sise": 3}}, "preprocess: sise: unknown key; did you mean 'size'?"),
     ({**BASE, "multilabel": "yes"}, "multilabel: expected true or false"),
     ({**BASE, "loss": [{"name": "ce", "class_weights": object()}]}, "loss[0].class_weights: value <object"),
+    ({**BASE, "train": {"optimzer": "sgd"}}, "train.optimzer: unknown key; did you mean 'optimizer'?"),
+    ({**BASE, "train": {"lr": -1}}, "train.lr: must be > 0.0"),
+    ({**BASE, "train": "fast"}, "train: expected a mapping of training settings"),
 ])
 def test_errors_name_the_spec_path(spec, message):
     with pytest.raises((SpecError, UnknownNameError)) as err:

@@ -59,3 +59,23 @@ def test_differences_ignore_resume_safe_keys():
     a = TrainConfig(epochs=3, lr=0.1)
     assert a.differences(a.replace(epochs=5, progress=False)) == []
     assert a.differences(a.replace(lr=0.2)) == ["lr: 0.2 -> 0.1"]
+
+
+def test_for_spec_layers_user_settings_over_the_spec_train_settings():
+    spec = {"train": {"optimizer": "sgd", "lr": 0.01, "epochs": 6}}
+    cfg = TrainConfig.for_spec(spec, {"lr": 0.002})
+    assert (cfg.optimizer, cfg.lr, cfg.epochs) == ("sgd", 0.002, 6)
+    assert TrainConfig.for_spec({}, None) == TrainConfig()
+    complete = TrainConfig(lr=0.3)
+    assert TrainConfig.for_spec(spec, complete) is complete  # a complete config is used as it is
+    with pytest.raises(SpecError, match="train: expected a mapping"):
+        TrainConfig.for_spec(spec, ["lr", 1])
+
+
+def test_read_returns_only_the_given_settings(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("train:\n  lr: 0.01\n")
+    assert TrainConfig.read(path) == {"lr": 0.01}
+    path.write_text("lrr: 0.01\n")
+    with pytest.raises(SpecError, match="did you mean 'lr'"):
+        TrainConfig.read(path)

@@ -61,3 +61,12 @@ def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
 def test_mean_std():
     assert mean_std([1.0, 3.0, None]) == (2.0, pytest.approx(2 ** 0.5))
     assert mean_std([None]) == (None, None) and mean_std([2.0]) == (2.0, 0.0)
+
+
+def test_the_spec_train_settings_are_the_base_and_the_config_overrides_them(folder, tmp_path):
+    import medcam
+
+    spec = {**SPEC, "train": {"optimizer": "sgd", "lr": 0.05, "epochs": 3}}
+    train_on_folder(spec, DataConfig(str(folder), val=0.25, test=0.25), CONFIG, tmp_path / "run")
+    used = medcam.load(tmp_path / "run" / "last.pt").checkpoint_metadata["config"]
+    assert (used["optimizer"], used["lr"], used["epochs"]) == ("sgd", 0.05, 1)  # epochs: CONFIG wins
