@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from medcam.errors import MedcamError
 from medcam.metrics import LocalizationAccumulator
 from medcam.metrics.classification import classification_metrics
+from medcam.progress import show_bar
 
 __all__ = ["HeldOut", "load_heldout", "method_label", "candidate_methods", "probe_method", "compute_maps",
            "score_maps", "at_thresholds", "classify", "localization_summary", "format_localization", "DELTAS"]
@@ -82,7 +83,7 @@ def load_heldout(dataset: Any, *, batch_size: int = 32, progress: bool = False, 
 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     images, labels, masks, boxes, paths = [], [], [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not show_bar(progress)):
         if "mask" not in batch:
             raise MedcamError("the localization benchmark needs a data set with lesion masks (e.g. the busi layout)")
         images.append(batch["image"])

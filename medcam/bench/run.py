@@ -41,6 +41,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from medcam.progress import show_bar
 
 from medcam.errors import CheckpointError, DataError
 
@@ -226,7 +227,7 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
     usable = [m for m in methods if m["applicable"]]
     bar = tqdm(total=len(usable) * (len(lesion) + (len(val.lesion) if val is not None and ev["val_threshold"]
                                                   else 0)),
-               desc=f"{entry.key}: attribution", leave=False, disable=not progress, file=sys.stderr)
+               desc=f"{entry.key}: attribution", leave=False, disable=not show_bar(progress), file=sys.stderr)
     for m in usable:
         seed_everything(method_seed(spec.seed, entry.key, m["label"]))
         maps, seconds = compute_maps(model, m["part"], images, targets, batch_size=ev["batch_size"],

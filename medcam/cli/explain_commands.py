@@ -115,11 +115,12 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
 def _run_batch(explainer: Any, paths: list[Any], out_dir: str, as_json: bool, quiet: bool) -> int:
     """Explain every path, printing a JSON line or a table row as each finishes; returns the number failed."""
     from tqdm import tqdm
+    from medcam.progress import show_bar
 
     from medcam.inference.record import format_row, summary_line
 
     records = []
-    with tqdm(paths, desc="explain", unit="image", disable=quiet or len(paths) < 2, file=sys.stderr,
+    with tqdm(paths, desc="explain", unit="image", disable=not show_bar(not quiet) or len(paths) < 2, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for path in bar:
             record = explainer.run(path, out_dir)

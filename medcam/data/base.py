@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from ..boxes import component_boxes, connected_components
 from ..errors import DataError
+from ..progress import show_bar
 from .cache import ResizedCache
 from .io import image_size, read_mask
 from .preprocess import (Geometry, Preprocess, expand_channels, fit_stage, load_compact, resize_stage,
@@ -230,7 +231,7 @@ class MedcamDataset(Dataset):
 
         kept = []
         bar = tqdm(records, desc=f"checking {self.layout} files", unit="img", leave=False,
-                   disable=len(records) < 2000 or None)
+                   disable=len(records) < 2000 or not show_bar())
         for r in bar:
             try:
                 if full:
@@ -298,7 +299,8 @@ class MedcamDataset(Dataset):
         from tqdm.auto import tqdm
 
         done = 0
-        for record in tqdm(self.records, desc="caching resized images", unit="img", leave=False):
+        for record in tqdm(self.records, desc="caching resized images", unit="img", leave=False,
+                              disable=not show_bar()):
             try:
                 self._resized(record)
                 done += 1

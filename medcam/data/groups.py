@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..progress import show_bar
 
 __all__ = ["resolve_groups", "read_group_file", "near_duplicate_groups", "difference_hash"]
 
@@ -150,7 +151,7 @@ def near_duplicate_groups(paths: Sequence[str], *, max_distance: int = 6, hash_s
     n = len(paths)
     nbytes = (hash_size * hash_size + 7) // 8
     codes = np.zeros((n, nbytes), dtype=np.uint8)
-    for i, p in enumerate(tqdm(paths, desc="hashing images", unit="img", leave=False, disable=not progress or None)):
+    for i, p in enumerate(tqdm(paths, desc="hashing images", unit="img", leave=False, disable=not show_bar(progress))):
         h = difference_hash(to_grey(read_image(p)), hash_size)
         codes[i] = np.frombuffer(h.to_bytes(nbytes, "big"), dtype=np.uint8)
     parent = list(range(n))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import DataError
+from ..progress import show_bar
 from .base import ErrorPolicy, MedcamDataset, Record
 from .folder import check_root, list_images, split_folders
 from .io import read_mask
@@ -123,7 +124,7 @@ class MaskFolder(MedcamDataset):
         from tqdm.auto import tqdm
 
         out = []
-        for r in tqdm(records, desc="reading masks", unit="mask", leave=False, disable=len(records) < 2000 or None):
+        for r in tqdm(records, desc="reading masks", unit="mask", leave=False, disable=len(records) < 2000 or not show_bar()):
             try:
                 fg = any(read_mask(m).any() for m in r.masks)
             except DataError as err:

@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 
 from ..boxes import component_boxes, connected_components
 from ..errors import DataError
+from ..progress import show_bar
 
 __all__ = ["SyntheticLesions", "CLASS_NAMES", "write_busi_folder", "render_lesion_image"]
 
@@ -181,7 +182,7 @@ def write_busi_folder(root: str | os.PathLike[str], num_per_class: int | Sequenc
     counters = {name: 0 for name in CLASS_NAMES}
     for name in CLASS_NAMES:
         (root / name).mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(len(data)), desc="generating synthetic lesions", disable=not progress, leave=False):
+    for i in tqdm(range(len(data)), desc="generating synthetic lesions", disable=not show_bar(progress), leave=False):
         image, mask = data.generate(i)
         name = CLASS_NAMES[data.labels[i]]
         counters[name] += 1

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
+from medcam.progress import show_bar
 
 from medcam.errors import DataError
 from medcam.metrics.classification import classification_metrics
@@ -86,7 +87,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, device:
     probs, labels = [], []
     loss_sum = 0.0
     try:
-        bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main), file=sys.stderr,
+        bar = tqdm(loader, desc=desc, leave=False, disable=not show_bar(progress and dist.is_main), file=sys.stderr,
                    dynamic_ncols=True)
         for batch in bar:
             batch = to_device(batch, device)

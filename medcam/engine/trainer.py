@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+from medcam.progress import show_bar
 
 from medcam.checkpoint import read_checkpoint, save
 from medcam.errors import CheckpointError, DataError, SpecError, TrainingError
@@ -266,7 +267,7 @@ class Trainer:
         sums: dict[str, float] = {}
         seen, correct = 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False, file=sys.stderr,
-                   disable=not (self.config.progress and self.dist.is_main), dynamic_ncols=True)
+                   disable=not show_bar(self.config.progress and self.dist.is_main), dynamic_ncols=True)
         for step, batch in enumerate(bar):
             batch = to_device(batch, self.device)
             batch["epoch"] = epoch

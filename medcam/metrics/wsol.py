@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..progress import show_bar
 from ._inputs import (as_box_lists, as_maps, cam_thresholds, check_choice, check_unit_maps, normalize_maps,
                       pad_boxes, quantize)
 from .component_tree import component_tree, contour_area_events, touch_levels
@@ -229,7 +230,7 @@ def _curves(levels: np.ndarray, gt: np.ndarray, valid: np.ndarray, taus: np.ndar
     out = {m: np.empty((len(levels), len(taus))) for m in modes}
     chunk = max(1, _CHUNK_PIXELS // max(1, levels[0].size if len(levels) else 1))
     starts = range(0, len(levels), chunk)
-    for s in tqdm(starts, desc="box curves", unit="chunk", disable=not progress or len(starts) < 2):
+    for s in tqdm(starts, desc="box curves", unit="chunk", disable=not show_bar(progress) or len(starts) < 2):
         sl = slice(s, s + chunk)
         # only the evaluated thresholds matter: sweep their levels, not all 256
         steps = np.unique(t[sl])

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
+from medcam.progress import show_bar
 
 from medcam.attribution import Attribution, AttributionContext, normalize_maps
 from medcam.errors import SpecError
@@ -43,7 +44,7 @@ def _pair_chunks(b: int, c: int, device: torch.device, batch_size: int, desc: st
     images = torch.arange(b, device=device).repeat_interleave(c)
     channels = torch.arange(c, device=device).repeat(b)
     chunks = range(0, b * c, batch_size)
-    for start in tqdm(chunks, desc=desc, leave=False, disable=not progress or len(chunks) <= 1):
+    for start in tqdm(chunks, desc=desc, leave=False, disable=not show_bar(progress) or len(chunks) <= 1):
         yield images[start:start + batch_size], channels[start:start + batch_size]
 
 

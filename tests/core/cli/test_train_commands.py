@@ -66,3 +66,17 @@ def test_bad_options_are_one_line_errors(folder, spec_file, tmp_path, cli):
 def test_commands_are_listed(cli):
     code, text, _ = cli("--help")
     assert all(name in text for name in ("train", "eval", "demo"))
+
+
+def test_logs_get_a_line_per_epoch_not_a_redrawn_bar(folder, spec_file, tmp_path):
+    """stderr that is not a terminal (a log, CI): no tqdm bar (no carriage returns), one line per epoch."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    run = subprocess.run([sys.executable, "-m", "medcam", "train", str(spec_file), "--data", str(folder),
+                          "--epochs", "2", "--batch-size", "4", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env, check=True)
+    assert "\r" not in run.stderr
+    epoch_lines = [line for line in run.stderr.splitlines() if line.lstrip().startswith("epoch")]
+    assert len(epoch_lines) == 2, run.stderr
