@@ -1,4 +1,5 @@
-"""Declared weights sources: locating an installed package's file, digest checks, conversion, fast offline errors."""
+"""Declared weights sources: a third party's entry point, locating the installed file, digest checks,
+conversion, fast offline errors."""
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,17 @@ def _install_fake_package(root, state: dict) -> tuple[str, str]:
     info = root / "medcam_fake_weights-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.1\n")
+    # the third party's declaration: one entry point in the medcam.weights group
+    (info / "entry_points.txt").write_text("[medcam.weights]\nfake_net.test = medcam_fake_weights:SOURCE\n")
     pkg = root / "medcam_fake_weights"
     pkg.mkdir()
     torch.save(state, pkg / "w.pth")
+    digest = hashlib.sha256((pkg / "w.pth").read_bytes()).hexdigest()
+    (pkg / "__init__.py").write_text(
+        "from medcam.weights import WeightsSource\n"
+        f"SOURCE = WeightsSource(backbone='Fake-Net', package='{PACKAGE}', file='medcam_fake_weights/w.pth',\n"
+        f"                       sha256='{digest}', license='MIT', trained_on='nothing',\n"
+        "                       converter='fake_converter:rename', mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))\n")
     (root / "fake_converter.py").write_text(
         "def rename(state, reference):\n"
         "    out = {'body.' + k: v for k, v in state.items()}\n"
@@ -31,21 +40,23 @@ def _install_fake_package(root, state: dict) -> tuple[str, str]:
         "    if missing:\n"
         "        raise KeyError(f'missing {missing}')\n"
         "    return out\n")
-    return "medcam_fake_weights/w.pth", hashlib.sha256((pkg / "w.pth").read_bytes()).hexdigest()
+    return "medcam_fake_weights/w.pth", digest
 
 
 @pytest.fixture
 def fake_source(tmp_path, monkeypatch):
+    """A third-party distribution on sys.path declaring a weights source through its entry point."""
     state = {"weight": torch.arange(6.0).reshape(2, 3), "bias": torch.ones(2)}
     file, digest = _install_fake_package(tmp_path, state)
     monkeypatch.syspath_prepend(str(tmp_path))
-    source = W.WeightsSource(backbone="Fake-Net", package=PACKAGE, file=file, sha256=digest, license="MIT",
-                             trained_on="nothing", converter="fake_converter:rename", mean=(0.5, 0.5, 0.5),
-                             std=(0.25, 0.25, 0.25))
-    registry.register(source, name="fake_net.test")
+    registry.refresh()
+    source = registry.get("fake_net.test")
+    assert registry.entry("fake_net.test").provider == PACKAGE and source.sha256 == digest
     yield source, state, tmp_path / file
-    registry.unregister("fake_net.test")
-    sys.modules.pop("fake_converter", None)
+    monkeypatch.undo()
+    registry.refresh()
+    for module in ("fake_converter", "medcam_fake_weights"):
+        sys.modules.pop(module, None)
 
 
 def test_source_validates_its_declaration():
