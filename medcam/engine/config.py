@@ -46,6 +46,8 @@ class TrainConfig:
         eval_batch_size: batch size for evaluation (default ``2 * batch_size``).
         optimizer: ``sgd`` (momentum, Nesterov), ``adam``, ``adamw`` or ``rmsprop``.
         lr: peak learning rate.
+        backbone_lr_scale: the backbone's learning rate as a fraction of ``lr`` (e.g. 0.1:
+            a pretrained backbone fine-tuned gently while a new head learns at ``lr``).
         weight_decay: decoupled (``adamw``) or L2 weight decay; never applied to
             biases and normalization parameters (1-D tensors).
         momentum: momentum for ``sgd`` and ``rmsprop``.
@@ -80,6 +82,7 @@ class TrainConfig:
     eval_batch_size: int | None = None
     optimizer: str = "adamw"
     lr: float = 1e-3
+    backbone_lr_scale: float = 1.0
     weight_decay: float = 1e-4
     momentum: float = 0.9
     scheduler: str = "cosine"
@@ -131,6 +134,7 @@ class TrainConfig:
         self._number("eval_batch_size", integer=True, minimum=1, optional=True)
         self._choice("optimizer", OPTIMIZERS)
         self._number("lr", minimum=0.0, strict=True)
+        self._number("backbone_lr_scale", minimum=0.0)
         self._number("weight_decay", minimum=0.0)
         self._number("momentum", minimum=0.0)
         self._choice("scheduler", SCHEDULERS)

@@ -22,25 +22,46 @@ __all__ = ["build_optimizer", "LRSchedule", "parameter_groups"]
 WARMUP_START = 0.01
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: weights with ``weight_decay``; biases and 1-D (normalization) parameters without.
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                     backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Parameter groups: weights with ``weight_decay``; biases and 1-D (normalization) parameters without.
 
     Decaying the scale and shift of normalization layers only hurts (as in timm's
-    and most reference training scripts), so they go to the group without decay.
+    and most reference training scripts), so they go to the groups without decay.
+    With ``backbone_lr_scale != 1`` the parameters of ``model.backbone`` get their own
+    groups at ``lr * backbone_lr_scale`` (after the others, so the first group keeps
+    the peak ``lr``): a pretrained backbone fine-tuned gently under a new head.
+
+    Raises:
+        SpecError: ``backbone_lr_scale != 1`` for a model without a ``backbone``.
     """
-    decay, no_decay = [], []
+    backbone = getattr(model, "backbone", None) if backbone_lr_scale != 1.0 else None
+    if backbone_lr_scale != 1.0 and not isinstance(backbone, nn.Module):
+        raise SpecError(f"train.backbone_lr_scale: {type(model).__name__} has no backbone to scale "
+                        f"(set it to 1)")
+    in_backbone = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for _, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        buckets.setdefault((id(param) in in_backbone, param.ndim > 1), []).append(param)
+    groups = []
+    for is_backbone in (False, True):
+        for decays in (True, False):
+            params = buckets.get((is_backbone, decays))
+            if not params:
+                continue
+            group: dict[str, Any] = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+            if lr is not None:
+                group["lr"] = lr * (backbone_lr_scale if is_backbone else 1.0)
+            groups.append(group)
+    return groups
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer named by ``config.optimizer`` over ``model``'s trainable parameters."""
     name = config.optimizer.lower()
-    groups = parameter_groups(model, config.weight_decay)
+    groups = parameter_groups(model, config.weight_decay, config.lr, config.backbone_lr_scale)
     if not groups:
         raise SpecError("the model has no trainable parameters")
     if name == "sgd":

@@ -9,6 +9,7 @@ from torch import nn
 
 from medcam.engine.config import TrainConfig
 from medcam.engine.optim import WARMUP_START, LRSchedule, build_optimizer, parameter_groups
+from medcam.errors import SpecError
 
 
 def _model() -> nn.Module:
@@ -20,6 +21,26 @@ def test_no_weight_decay_on_biases_and_norms():
     decay, no_decay = parameter_groups(model, 0.05)
     assert decay["weight_decay"] == 0.05 and [p.shape for p in decay["params"]] == [torch.Size([4, 3, 3, 3])]
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 3  # conv bias, BN weight and bias
+
+
+def test_backbone_lr_scale_gives_the_backbone_its_own_groups():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Conv2d(3, 4, 3)
+            self.head = nn.Linear(4, 2)
+
+    model = Net()
+    opt = build_optimizer(model, TrainConfig(lr=0.01, backbone_lr_scale=0.1, weight_decay=0.05))
+    lrs = [(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]
+    assert lrs == [(0.01, 0.05, 1), (0.01, 0.0, 1), (pytest.approx(0.001), 0.05, 1), (pytest.approx(0.001), 0.0, 1)]
+    backbone_ids = {id(p) for g in opt.param_groups[2:] for p in g["params"]}
+    assert backbone_ids == {id(model.backbone.weight), id(model.backbone.bias)}
+    sched = LRSchedule(opt, TrainConfig(lr=0.01, backbone_lr_scale=0.1, epochs=2, warmup_epochs=1), 4)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01 * WARMUP_START] * 2 + [0.001 * WARMUP_START] * 2)
+    with pytest.raises(SpecError, match="backbone_lr_scale: Sequential has no backbone"):
+        build_optimizer(nn.Sequential(nn.Linear(2, 2)), TrainConfig(backbone_lr_scale=0.5))
+    assert sched.lr == pytest.approx(0.01 * WARMUP_START)  # the reported lr is the head's
 
 
 @pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
