@@ -148,3 +148,42 @@ def fpm(key: str = "fpm") -> Any:
     from .activation import FPMReadout
 
     return FPMReadout(key)
+
+
+@describe(
+    summary="Integrated Gradients: path integral of input gradients from a baseline image (input resolution)",
+    citation="Sundararajan, Taly & Yan, Axiomatic Attribution for Deep Networks, ICML 2017",
+    uses_gradients=True, class_specific=True,
+)
+def integrated_gradients(steps: int = 50, rule: str = "gausslegendre", baseline: str = "black", batch_size: int = 32,
+                         progress: bool = True) -> Any:
+    """``sum_ch (x - x') * int_0^1 dy^c(x' + a (x - x'))/dx da``; ``rule``: gausslegendre | riemann_* ."""
+    from .input_space import IntegratedGradients
+
+    return IntegratedGradients(steps=steps, rule=rule, baseline=baseline, batch_size=batch_size, progress=progress)
+
+
+@describe(
+    summary="Input x gradient: the image times the gradient of the target logit (input resolution)",
+    citation="Shrikumar et al., Not Just a Black Box: Learning Important Features Through Propagating Activation "
+             "Differences, arXiv:1605.01713, 2016",
+    uses_gradients=True, class_specific=True,
+)
+def input_x_gradient(batch_size: int = 32) -> Any:
+    """``sum_ch x * dy^c/dx``."""
+    from .input_space import InputXGradient
+
+    return InputXGradient(batch_size=batch_size)
+
+
+@describe(
+    summary="Occlusion: mean drop of the target logit when a sliding patch covering each pixel is blacked out",
+    citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+    uses_gradients=False, class_specific=True,
+)
+def occlusion(window: int = 16, stride: int = 8, baseline: str = "black", batch_size: int = 64,
+              progress: bool = True) -> Any:
+    """One forward pass per (image, patch position), ``batch_size`` at a time."""
+    from .input_space import Occlusion
+
+    return Occlusion(window=window, stride=stride, baseline=baseline, batch_size=batch_size, progress=progress)
