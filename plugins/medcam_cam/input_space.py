@@ -20,7 +20,7 @@ from medcam.attribution import Attribution, AttributionContext, logits_of
 from medcam.errors import SpecError
 from medcam.faithfulness.perturb import SUBSTRATES, substrate
 
-__all__ = ["IntegratedGradients", "InputXGradient", "Occlusion", "integration_rule", "RULES", "input_gradients"]
+__all__ = ["IntegratedGradients", "InputXGradient", "Occlusion", "SobelCAM", "integration_rule", "RULES", "input_gradients"]
 
 #: Integration rules of Integrated Gradients: ``steps -> (alphas, weights)`` on [0, 1].
 RULES = ("gausslegendre", "riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid")
@@ -222,3 +222,32 @@ class Occlusion(_InputMethod):
                 drop = base[r] - logits.gather(1, ctx.targets[r])                  # (n, T)
                 total = total.index_add(0, r, drop[:, :, None, None] * mask.to(images.dtype))
         return total / count.clamp_min(1)
+
+
+class SobelCAM(_InputMethod):
+    """Sobel edge map, an image-only baseline (pytorch-grad-cam's ``sobel_cam``; Sobel &
+    Feldman 1968): with ``G`` the grey image (BT.601 luma ``0.299 R + 0.587 G + 0.114 B``;
+    the channel mean for other channel counts) and ``S_x``, ``S_y`` the 3 x 3 Sobel
+    derivatives (reflected borders), ``L = (|S_x * G| + |S_y * G|) / 2``. It ignores the model
+    and the target: a map that only finds edges, for comparison.
+    """
+
+    uses_gradients = False
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        images = ctx.images
+        assert images is not None
+        if images.shape[1] == 3:
+            luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+            grey = torch.einsum("bchw,c->bhw", images, luma)[:, None]
+        else:
+            grey = images.mean(dim=1, keepdim=True)
+        kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=images.dtype,
+                          device=images.device)
+        kernels = torch.stack([kx, kx.t()])[:, None]                           # (2, 1, 3, 3)
+        padded = torch.nn.functional.pad(grey, (1, 1, 1, 1), mode="reflect")
+        edges = torch.nn.functional.conv2d(padded, kernels).abs().mean(dim=1)  # (B, H, W)
+        return edges[:, None].expand(-1, ctx.targets.shape[1], -1, -1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import medcam
-from cam_probes import build_probe, tiny_cnn_model
+from cam_probes import LogitsView, build_probe, tiny_cnn_model
 from medcam_cam.input_space import RULES, integration_rule
 
 
@@ -106,22 +106,13 @@ def conv_net():
     return model, torch.rand(3, 3, 32, 32), [0, 2, 1]
 
 
-class _Logits(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x).logits
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("rule,captum_rule", [("gausslegendre", "gausslegendre"), ("riemann_right", "riemann_right"),
                                               ("riemann_trapezoid", "riemann_trapezoid")])
 def test_integrated_gradients_equals_captum(rule, captum_rule, conv_net):
     captum = pytest.importorskip("captum.attr")
     model, images, targets = conv_net
-    theirs = captum.IntegratedGradients(_Logits(model)).attribute(images, baselines=0.0, target=targets, n_steps=20,
+    theirs = captum.IntegratedGradients(LogitsView(model)).attribute(images, baselines=0.0, target=targets, n_steps=20,
                                                                   method=captum_rule, internal_batch_size=7)
     ours = medcam.explain(model, images, "integrated_gradients", target=targets, raw=True, steps=20, rule=rule,
                           batch_size=7, progress=False)
@@ -137,13 +128,34 @@ def test_integrated_gradients_equals_captum(rule, captum_rule, conv_net):
 def test_input_x_gradient_and_occlusion_equal_captum(conv_net):
     captum = pytest.importorskip("captum.attr")
     model, images, targets = conv_net
-    theirs = captum.InputXGradient(_Logits(model)).attribute(images.clone().requires_grad_(True), target=targets)
+    theirs = captum.InputXGradient(LogitsView(model)).attribute(images.clone().requires_grad_(True), target=targets)
     ours = medcam.explain(model, images, "input_x_gradient", target=targets, raw=True)
     reference = theirs.sum(dim=1).detach()
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5 * float(reference.abs().max()))
-    theirs = captum.Occlusion(_Logits(model)).attribute(images, sliding_window_shapes=(3, 8, 8), strides=(3, 4, 4),
+    theirs = captum.Occlusion(LogitsView(model)).attribute(images, sliding_window_shapes=(3, 8, 8), strides=(3, 4, 4),
                                                         baselines=0.0, target=targets)
     ours = medcam.explain(model, images, "occlusion", target=targets, raw=True, window=8, stride=4, progress=False)
     reference = theirs[:, 0].detach()                      # every channel holds the same value
     torch.testing.assert_close(theirs[:, 1], theirs[:, 0])
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5 * float(reference.abs().max()))
+
+
+def test_sobel_edges_by_hand_and_against_pytorch_grad_cam():
+    """A vertical step edge: |S_x * G| = 4 x step on the two columns next to it, |S_y * G| = 0 (cv2 reflect
+    borders), so L = 2 x step there; pytorch-grad-cam's sobel_cam (uint8) agrees to its final rounding
+    (grey images, so that cv2's uint8 grey conversion is exact)."""
+    image = torch.zeros(1, 3, 6, 6)
+    image[:, :, :, 3:] = 0.1
+    model = build_probe(channels=3, classes=2, size=6)
+    got = medcam.explain(model, image, "sobelcam", raw=True)[0]
+    expected = torch.zeros(6, 6)
+    expected[:, 2:4] = 2 * 0.1
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.sobel_cam import sobel_cam
+
+    torch.manual_seed(10)
+    levels = torch.randint(0, 40, (1, 1, 6, 6)).float().expand(1, 3, 6, 6)   # low contrast: no uint8 saturation
+    ours = medcam.explain(model, levels / 255, "sobelcam", raw=True)[0] * 255
+    theirs = sobel_cam(levels[0].permute(1, 2, 0).numpy().astype(np.uint8))
+    np.testing.assert_allclose(ours.numpy(), theirs, atol=0.51)
