@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .attribution_inputs import TargetLayer, logits_of, replace_output
+from .attribution_inputs import TargetLayer, capture_output, logits_of, replace_output
 from .model import MedcamModel
 
 __all__ = ["AttributionContext"]
@@ -93,6 +93,30 @@ class AttributionContext:
             columns.append(grad)
         self._gradients = torch.stack(columns, 1)
         return self._gradients
+
+    def gradients_for_images(self, images: Tensor) -> Tensor:
+        """``(B, T, C, h, w)``: gradients of the same targets' scores at the same layer for other
+        images ``(B, C, H, W)`` (e.g. noisy copies, SmoothGrad-style), from a new forward pass."""
+        if self.model is None or self.layer is None:
+            raise RuntimeError("this method runs extra forward passes; call it with a model, not from_output")
+        with torch.enable_grad():
+            x = images.detach().requires_grad_(True)
+            if self.layer.level is not None:
+                output = self.model(x, return_features=True)
+                acts = output.features[self.layer.level]
+            else:
+                assert self.layer.module is not None
+                with capture_output(self.layer.module) as outputs:
+                    output = self.model(x)
+                acts = outputs[0]
+            logits = logits_of(output)
+            scores = self.score_fn(logits, self.targets) if self.score_fn is not None else logits.gather(1, self.targets)
+            columns = []
+            for t in range(scores.shape[1]):
+                (grad,) = torch.autograd.grad(scores[:, t].sum(), acts, retain_graph=t < scores.shape[1] - 1,
+                                              create_graph=self.differentiable)
+                columns.append(grad)
+        return torch.stack(columns, dim=1)
 
     # -- re-scoring helpers for perturbation methods --------------------------------
     def _forward_logits(self, images: Tensor) -> Tensor:

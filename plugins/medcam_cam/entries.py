@@ -355,3 +355,43 @@ def sess(base: Any = None, scales: list[int] | None = None, num_scales: int = 12
     return SESS(base=base or "gradcam", scales=scales, num_scales=num_scales, scale_step=scale_step, window=window, step=step,
                 pre_filter=pre_filter, theta=theta, pool=pool, smooth=smooth, batch_size=batch_size,
                 progress=progress)
+
+
+@describe(
+    summary="Smooth Grad-CAM++: Grad-CAM++ with derivatives averaged over noisy copies of the image",
+    citation="Omeiza et al., Smooth Grad-CAM++: An Enhanced Inference Level Visualization Technique for Deep "
+             "Convolutional Neural Network Models, arXiv:1908.01224, 2019",
+    uses_gradients=True, class_specific=True,
+)
+def smoothgradcampp(layer: Any = None, samples: int = 4, std: float = 0.3, seed: int | None = 0) -> Any:
+    """Registered as ``smoothgradcam++``; ``samples`` noisy copies, noise ``std`` on the [0, 1] image."""
+    from .score_variants import SmoothGradCAMPlusPlus
+
+    return SmoothGradCAMPlusPlus(layer, samples=samples, std=std, seed=seed)
+
+
+@describe(
+    summary="SS-CAM: Score-CAM with noisy channel masks, score gains averaged over draws",
+    citation="Wang, Naidu et al., SS-CAM: Smoothed Score-CAM for Sharper Visual Feature Localization, "
+             "arXiv:2006.14255, 2020",
+    uses_gradients=False, class_specific=True,
+)
+def sscam(layer: Any = None, samples: int = 35, std: float = 2.0, seed: int | None = 0, batch_size: int = 32,
+          progress: bool = True) -> Any:
+    """``B x C x samples`` forward passes, ``batch_size`` at a time."""
+    from .score_variants import SSCAM
+
+    return SSCAM(layer, samples=samples, std=std, seed=seed, batch_size=batch_size, progress=progress)
+
+
+@describe(
+    summary="IS-CAM: Score-CAM gains integrated along scaled channel masks",
+    citation="Naidu et al., IS-CAM: Integrated Score-CAM for Axiomatic-based Explanations, arXiv:2010.03023, 2020",
+    uses_gradients=False, class_specific=True,
+)
+def iscam(layer: Any = None, samples: int = 10, coefficients: str = "linear", batch_size: int = 32,
+          progress: bool = True) -> Any:
+    """``coefficients``: linear (``i / N``) | cumulative (torchcam's)."""
+    from .score_variants import ISCAM
+
+    return ISCAM(layer, samples=samples, coefficients=coefficients, batch_size=batch_size, progress=progress)

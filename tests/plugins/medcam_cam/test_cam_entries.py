@@ -14,7 +14,7 @@ from medcam.registry import attributions
 NAMES = ["cam", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "scorecam", "eigencam",
          "ablationcam", "random", "fpm", "integrated_gradients", "input_x_gradient", "occlusion", "gradcamelementwise",
          "eigengradcam", "segeigencam", "shapleycam", "finercam", "kpcacam", "fem", "fullgrad", "sobelcam",
-         "guidedbackprop", "guidedgradcam", "refinecam", "sess"]
+         "guidedbackprop", "guidedgradcam", "refinecam", "sess", "smoothgradcam++", "sscam", "iscam"]
 
 
 def test_every_method_is_registered_by_the_bundled_distribution():
