@@ -7,9 +7,11 @@ norm in eval mode the effective bias ``beta - mu gamma / sqrt(var + eps)``):
 
     ``L^c = sum_ch psi(|x * dy^c/dx|)_ch + sum_l sum_{k in channels(l)} psi(|b_l,k * dy^c/dz_l,k|)``,
 
-``psi`` = bilinear upsampling to the image size, then min-max rescaling of each
-map to [0, 1] (the paper's order; pytorch-grad-cam rescales before upsampling).
-Every such layer takes part (FullGrad reads no layer of its own choosing).
+``psi`` = min-max rescaling of each map to [0, 1] and bilinear upsampling to the
+image size. The paper lists the upsampling first; medcam rescales first, as
+pytorch-grad-cam does (the two differ only where the interpolation blurs a
+map's extremes), which lets each layer's channels be summed before its single
+upsampling. Every such layer takes part (FullGrad reads no layer of its own choosing).
 """
 from __future__ import annotations
 
@@ -76,8 +78,9 @@ def fullgrad_terms(model: nn.Module, images: Tensor, targets: Tensor, create_gra
 
 
 def _psi_sum(terms: Tensor, size: tuple[int, int]) -> Tensor:
-    """``sum_k psi(terms_k)``: ``(B, K, h, w)`` -> ``(B, H, W)``, upsampled then rescaled per map."""
-    return normalize_maps(resize_maps(terms, size)).sum(dim=1)
+    """``sum_k psi(terms_k)``: ``(B, K, h, w)`` -> ``(B, H, W)``, rescaled per map, summed, then upsampled
+    (upsampling is linear, so summing first is exact)."""
+    return resize_maps(normalize_maps(terms).sum(dim=1), size)
 
 
 class FullGrad(Attribution):

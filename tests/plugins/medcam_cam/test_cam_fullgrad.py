@@ -44,8 +44,8 @@ def test_batch_norm_effective_bias():
 @pytest.mark.slow
 def test_terms_equal_pytorch_grad_cams():
     """Same bias layers, the same |x * grad| and |b * grad| terms: aggregating medcam's terms as
-    pytorch-grad-cam does (rescale, then resize with cv2) gives its map; medcam's own map resizes first
-    (the paper's order), so it differs by the interpolation only."""
+    pytorch-grad-cam does (rescale, then resize each channel with cv2) gives its map within 1e-4, and
+    medcam's own map (rescale, sum, resize once with torch) within the interpolation difference."""
     pytest.importorskip("pytorch_grad_cam")
     from pytorch_grad_cam import FullGrad
     from pytorch_grad_cam.utils.image import scale_accross_batch_and_channels, scale_cam_image
@@ -66,4 +66,4 @@ def test_terms_equal_pytorch_grad_cams():
     rebuilt = scale_cam_image(np.concatenate(parts, axis=1).sum(axis=1))
     np.testing.assert_allclose(rebuilt, theirs, rtol=0, atol=1e-4)
     ours = medcam.explain(model, images, "fullgrad", target=[2, 1]).numpy()
-    assert np.abs(ours - theirs).mean() < 0.05
+    np.testing.assert_allclose(ours, theirs, atol=5e-3)
