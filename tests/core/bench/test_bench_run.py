@@ -25,7 +25,7 @@ SPEC = {
     "size": 32,
     "data": {"dataset": "busi", "val": 0.25, "test": 0.3, "split_seed": 1, "groups": None, "augment": "flip"},
     "train": {"epochs": 1, "batch_size": 8, "lr": 0.01},
-    "eval": {"batch_size": 4, "gallery": 3, "exclude_methods": ["scorecam"]},
+    "eval": {"batch_size": 4, "gallery": 3, "exclude_methods": ["scorecam", "sscam", "iscam", "sess"]},
     "faithfulness": {"images": 3, "metrics": [{"name": "deletion", "steps": 4}, "average_drop", "pointing_game",
                                               {"name": "road", "fractions": [0.5]},
                                               {"name": "model_randomization", "stages": 1}]},

@@ -63,6 +63,7 @@ def test_curves_and_auc_equal_the_numpy_evaluation(name, model, batch):
 
 
 def test_curve_ends_are_the_image_and_the_substrate(model, batch):
+    """Deletion starts at the image and ends black; insertion starts blurred and ends at the image."""
     images, maps, targets = batch
     result = medcam.build_metric({"name": "deletion", "steps": 4, "score": "logit"}).run(model, images, maps,
                                                                                          target=targets)
@@ -71,6 +72,14 @@ def test_curve_ends_are_the_image_and_the_substrate(model, batch):
         black = model(torch.zeros_like(images)).logits.gather(1, torch.tensor(targets)[:, None])[:, 0]
     torch.testing.assert_close(result.curves[:, 0], full, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(result.curves[:, -1], black, rtol=1e-5, atol=1e-5)
+    # insertion runs the other way: from the blurred image (nothing inserted) to the image itself
+    inserted = medcam.build_metric({"name": "insertion", "steps": 4, "score": "logit"}).run(model, images, maps,
+                                                                                           target=targets)
+    blurred = torch.from_numpy(np.stack([_blur(img, 5.0, 11) for img in images.double().numpy()])).float()
+    with torch.no_grad():
+        start = model(blurred).logits.gather(1, torch.tensor(targets)[:, None])[:, 0]
+    torch.testing.assert_close(inserted.curves[:, 0], start, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(inserted.curves[:, -1], full, rtol=1e-5, atol=1e-5)
 
 
 def test_trapezoid_auc_by_hand():

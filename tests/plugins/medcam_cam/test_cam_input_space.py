@@ -159,3 +159,17 @@ def test_sobel_edges_by_hand_and_against_pytorch_grad_cam():
     ours = medcam.explain(model, levels / 255, "sobelcam", raw=True)[0] * 255
     theirs = sobel_cam(levels[0].permute(1, 2, 0).numpy().astype(np.uint8))
     np.testing.assert_allclose(ours.numpy(), theirs, atol=0.51)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "input_x_gradient", "fullgrad", "guidedbackprop"])
+def test_differentiable_input_maps_reach_the_weights(method):
+    torch.manual_seed(11)
+    model = tiny_cnn_model(width=4, preprocess={"size": [32, 32]})
+    images = torch.rand(2, 3, 32, 32)
+    params = {"steps": 4, "progress": False} if method == "integrated_gradients" else {}
+    maps = medcam.explain(model, images, method, target=[0, 1], differentiable=True, **params)
+    assert maps.requires_grad
+    model.zero_grad(set_to_none=True)
+    (maps * torch.linspace(0, 1, 32)).sum().backward()
+    grad = model.backbone.stem[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
