@@ -18,7 +18,7 @@ METHOD = {"name": "hirescam", "layer": 2}     # signed maps at stride 16: 4 x 4 
 
 @pytest.fixture
 def model():
-    from conftest import tiny_model
+    from faithfulness_probes import tiny_model
 
     return tiny_model(size=64)
 
@@ -84,7 +84,7 @@ def test_caller_random_state_is_kept(model, batch):
 def test_equal_to_quantus_mprt(model, batch):
     """Quantus re-seeds with ``seed + 1`` before each reset_parameters(): medcam's seed 43 = Quantus's 42."""
     quantus = pytest.importorskip("quantus")
-    from conftest import LogitsView
+    from faithfulness_probes import LogitsView
 
     images, _, targets = batch
 

@@ -47,7 +47,7 @@ def test_arcc_equals_pytorch_grad_cam(grad_cam_road, model, batch):
     from pytorch_grad_cam.metrics.arcc import ARCC
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from conftest import LogitsView
+    from faithfulness_probes import LogitsView
 
     images, _, targets = batch
     maps = medcam.explain(model, images, METHOD, target=targets)

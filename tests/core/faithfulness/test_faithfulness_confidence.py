@@ -50,7 +50,7 @@ def test_equal_to_pytorch_grad_cam(softmax, model, batch):
                                                          IncreaseInConfidence)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
-    from conftest import LogitsView
+    from faithfulness_probes import LogitsView
 
     images, maps, targets = batch
     view = LogitsView(model).eval()

@@ -96,7 +96,7 @@ def test_deletion_curve_equals_quantus_pixel_flipping(batch):
     the image minimum (0 here); its curve starts after the first step (no unperturbed point) and its AUC
     is np.trapz with dx=1 over the steps."""
     quantus = pytest.importorskip("quantus")
-    from conftest import LogitsView, tiny_model
+    from faithfulness_probes import LogitsView, tiny_model
 
     images, maps, targets = batch
     images = images[:, :1].contiguous()

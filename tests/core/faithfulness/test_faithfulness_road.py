@@ -60,7 +60,7 @@ def test_values_equal_a_numpy_evaluation(model, batch):
 def test_equal_to_pytorch_grad_cam(grad_cam_road, model, batch):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from conftest import LogitsView
+    from faithfulness_probes import LogitsView
 
     images, maps, targets = batch
     view = LogitsView(model).eval()
