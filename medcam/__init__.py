@@ -26,6 +26,7 @@ _LAZY = {
     "build_segmenter": "medcam.build",
     "build_loss": "medcam.build",
     "build_attribution": "medcam.build",
+    "build_metric": "medcam.build",
     "save": "medcam.checkpoint",
     "load": "medcam.checkpoint",
     "read_checkpoint": "medcam.checkpoint",

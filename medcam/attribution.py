@@ -45,11 +45,12 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .attribution_context import AttributionContext
 from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, logits_of,
                                  model_device, normalize_maps, preserved_state, replace_output, resize_maps,
                                  resolve_layer, resolve_targets)
@@ -71,130 +72,6 @@ __all__ = [
     "replace_output",
     "logits_of",
 ]
-
-
-# ---------------------------------------------------------------------- context
-class AttributionContext:
-    """One forward pass at the target layer, and what methods read from it.
-
-    Attributes:
-        model: the model being explained.
-        images: ``(B, C, H, W)`` input in [0, 1] (on the model's device).
-        layer: the :class:`TargetLayer`.
-        targets: ``(B, T)`` int64 class indices.
-        output: the model's :class:`ModelOutput` (or raw output) of this pass.
-        logits: ``(B, K)``.
-        features: backbone levels ``[(B, C_i, h_i, w_i)]`` (MedcamModel only, else None).
-        activations: ``(B, C, h, w)`` at ``layer`` (``None`` when the method reads no layer).
-        differentiable: whether maps must stay in the autograd graph.
-        several: the caller asked for ``(B, T)`` targets (maps keep the ``T`` axis).
-
-    Gradients are computed on demand by :meth:`gradients`. Build contexts with
-    :meth:`Attribution.run` (a forward pass) or :meth:`Attribution.from_output`.
-    """
-
-    def __init__(self, *, model: nn.Module | None, images: Tensor | None, layer: TargetLayer | None,
-                 output: Any, logits: Tensor, features: list[Tensor] | None, activations: Tensor | None,
-                 targets: Tensor, differentiable: bool, several: bool = False):
-        self.model = model
-        self.images = images
-        self.layer = layer
-        self.output = output
-        self.logits = logits
-        self.features = features
-        self.activations = activations
-        self.targets = targets
-        self.differentiable = differentiable
-        self.several = several
-        self._gradients: Tensor | None = None
-
-    @property
-    def scores(self) -> Tensor:
-        """``(B, T)`` target logits ``logits[b, targets[b, t]]``."""
-        return self.logits.gather(1, self.targets)
-
-    def require_activations(self) -> Tensor:
-        """The layer's activations ``(B, C, h, w)``; an error for a context without a layer."""
-        if self.activations is None:
-            raise RuntimeError("this attribution context has no layer activations")
-        return self.activations
-
-    def gradients(self) -> Tensor:
-        """``(B, T, C, h, w)``: ``d score[b, t] / d activations[b]``.
-
-        Image ``b``'s score depends only on its own activations in eval mode, so
-        one backward of ``sum_b score[b, t]`` per target column ``t`` gives every
-        per-image gradient. With ``differentiable`` the gradients are themselves
-        in the graph (``create_graph=True``).
-        """
-        if self._gradients is not None:
-            return self._gradients
-        acts = self.require_activations()
-        if not acts.requires_grad:
-            raise RuntimeError(f"the activations at {self.layer.name if self.layer else 'the layer'} are not in the "
-                               f"autograd graph; gradient methods need them (for from_output, pass an output "
-                               f"computed with return_features=True and gradients enabled)")
-        with torch.enable_grad():
-            scores = self.scores
-            totals = [scores[:, t].sum() for t in range(scores.shape[1])]
-        columns = []
-        for t, total in enumerate(totals):
-            keep = self.differentiable or t < len(totals) - 1
-            (grad,) = torch.autograd.grad(total, acts, retain_graph=keep, create_graph=self.differentiable)
-            columns.append(grad)
-        self._gradients = torch.stack(columns, 1)
-        return self._gradients
-
-    # -- re-scoring helpers for perturbation methods --------------------------------
-    def _forward_logits(self, images: Tensor) -> Tensor:
-        assert self.model is not None
-        return logits_of(self.model(images))
-
-    def logits_for_images(self, images: Tensor) -> Tensor:
-        """``(N, K)`` logits of a forward pass on other images ``(N, C, H, W)`` (no graph unless differentiable)."""
-        if self.model is None:
-            raise RuntimeError("this method runs extra forward passes; call it with a model, not from_output")
-        with torch.set_grad_enabled(self.differentiable):
-            return self._forward_logits(images)
-
-    def logits_with_activations(self, activations: Tensor, index: Tensor) -> Tensor:
-        """``(N, K)`` logits when the target layer outputs ``activations`` ``(N, C, h, w)``
-        instead of its real output, for images ``index`` ``(N,)`` of the batch.
-
-        For a backbone level the rest of the model is re-run from that level
-        (the head, plus ``backbone.forward_from`` for later levels); for a hooked
-        module the whole model runs on ``images[index]`` with the module's output replaced.
-        """
-        if self.model is None or self.layer is None:
-            raise RuntimeError("this method runs extra forward passes; call it with a model, not from_output")
-        with torch.set_grad_enabled(self.differentiable):
-            if self.layer.level is not None:
-                return self._head_from_level(activations, index)
-            assert self.images is not None and self.layer.module is not None
-            with replace_output(self.layer.module, activations):
-                return self._forward_logits(self.images[index])
-
-    def _head_from_level(self, activations: Tensor, index: Tensor) -> Tensor:
-        model = self.model
-        assert isinstance(model, MedcamModel) and self.features is not None and self.layer is not None
-        level = self.layer.level
-        assert level is not None
-        earlier = [_take(f, index) for f in self.features[:level]]
-        later: list[Tensor] = []
-        if level < len(self.features) - 1:
-            forward_from = getattr(model.backbone, "forward_from", None)
-            if forward_from is None:
-                raise ValueError(f"re-scoring level {level} needs the backbone to implement forward_from() "
-                                 f"(its later levels depend on it); use the last level or a module name")
-            later = list(forward_from(activations, level))
-        return logits_of(model.head(earlier + [activations] + later))
-
-
-def _take(tensor: Tensor, index: Tensor) -> Tensor:
-    """``tensor[index]``; a broadcast view (no copy) when every index is the same image."""
-    if index.numel() and bool((index == index[0]).all()):
-        return tensor[index[:1]].expand(index.numel(), *tensor.shape[1:])
-    return tensor[index]
 
 
 @dataclass
@@ -233,6 +110,8 @@ class Attribution(abc.ABC):
     uses_layer: bool = True
     extra_passes: bool = False
     spec: dict[str, Any] | None = None
+    #: ``(logits (B, K), targets (B, T)) -> (B, T)`` scores that gradients are taken of; None: the logits.
+    target_scores: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def __init__(self, layer: int | str | None = None):
         self.layer = layer
@@ -240,6 +119,17 @@ class Attribution(abc.ABC):
     @abc.abstractmethod
     def compute(self, ctx: AttributionContext) -> Tensor:
         """Raw maps ``(B, T, h, w)`` for the context's targets (the method's formula)."""
+
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        """``(B, T, C, h, w)``: the per-channel terms whose sum is the map (eigen smoothing reads them)."""
+        raise ValueError(f"{self.name} has no per-channel terms, so eigen_smooth does not apply (it applies to "
+                         f"methods whose map sums terms over channels, such as gradcam or layercam)")
+
+    def eigen_maps(self, ctx: AttributionContext) -> Tensor:
+        """``(B, T, h, w)``: the first principal component of :meth:`channel_terms` (eigen smoothing)."""
+        from .attribution_ensembles import eigen_maps
+
+        return eigen_maps(self, ctx)
 
     def default_level(self, model: nn.Module) -> int | None:
         """The level used when no layer is given (``None``: the backbone's ``cam_level``)."""
@@ -256,15 +146,15 @@ class Attribution(abc.ABC):
 
     # -- calling -------------------------------------------------------------------
     def __call__(self, model: nn.Module, images: Tensor, target: TargetLike = None,
-                 layer: int | str | nn.Module | None = None, *, raw: bool = False,
-                 differentiable: bool = False, eval_mode: bool = True) -> Tensor:
+                 layer: Any = None, *, raw: bool = False, differentiable: bool = False, eval_mode: bool = True,
+                 fusion: str = "layercam", aug_smooth: bool = False, eigen_smooth: bool = False) -> Tensor:
         """Maps for ``images`` ``(B, C, H, W)`` in [0, 1]; see :meth:`run` for the arguments."""
-        return self.run(model, images, target, layer, raw=raw, differentiable=differentiable,
-                        eval_mode=eval_mode).maps
+        return self.run(model, images, target, layer, raw=raw, differentiable=differentiable, eval_mode=eval_mode,
+                        fusion=fusion, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth).maps
 
-    def run(self, model: nn.Module, images: Tensor, target: TargetLike = None,
-            layer: int | str | nn.Module | None = None, *, raw: bool = False,
-            differentiable: bool = False, eval_mode: bool = True) -> AttributionResult:
+    def run(self, model: nn.Module, images: Tensor, target: TargetLike = None, layer: Any = None, *,
+            raw: bool = False, differentiable: bool = False, eval_mode: bool = True, fusion: str = "layercam",
+            aug_smooth: bool = False, eigen_smooth: bool = False) -> AttributionResult:
         """Explain a batch and return the maps with the targets and logits behind them.
 
         Args:
@@ -272,17 +162,30 @@ class Attribution(abc.ABC):
                 returns ``(B, K)`` logits, with ``layer`` naming a module).
             images: ``(B, C, H, W)`` float in [0, 1].
             target: see the module docstring.
-            layer: overrides the method's layer; see :func:`resolve_layer`.
-            raw: return the formula's maps at feature resolution (no resize, no normalization).
+            layer: overrides the method's layer; see :func:`resolve_layer`. A list of
+                layers fuses their maps (:mod:`medcam.attribution_ensembles`).
+            raw: return the formula's maps at feature resolution (no resize, no normalization;
+                fused and augmented maps are at input resolution).
             differentiable: keep the maps in the autograd graph.
             eval_mode: run the model in eval mode (restored afterwards); False keeps its current mode.
+            fusion: how several layers' maps combine: ``layercam``, ``mean``, ``max`` or ``product``.
+            aug_smooth: average the maps of 6 flipped / brightness-scaled copies (test-time augmentation).
+            eigen_smooth: project the method's per-channel terms on their first principal component
+                instead of summing them (methods of the form ``sum_k w_k A^k`` or element-wise terms).
 
         Returns:
             :class:`AttributionResult` with ``maps`` ``(B, H, W)`` / ``(B, T, H, W)``.
         """
+        from .attribution_ensembles import augmented_run, fused_run
+
+        chosen = self.layer if layer is None else layer
+        options = dict(raw=raw, differentiable=differentiable, eval_mode=eval_mode, eigen_smooth=eigen_smooth)
+        if aug_smooth:
+            return augmented_run(self, model, images, target, layer, fusion=fusion, **options)
+        if isinstance(chosen, (list, tuple)):
+            return fused_run(self, model, images, target, list(chosen), fusion=fusion, **options)
         images = check_attribution_input(model, images)
         images = images.to(model_device(model, images.device))
-        chosen = self.layer if layer is None else layer
         if not self.uses_layer and chosen is not None:
             raise ValueError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
         target_layer = resolve_layer(model, chosen, self.default_level(model)) if self.uses_layer else None
@@ -293,7 +196,7 @@ class Attribution(abc.ABC):
             stack.enter_context(preserved_state(model, eval_mode))
             ctx = self._forward(model, images, target, target_layer, differentiable)
             with torch.set_grad_enabled(differentiable):
-                maps = self.compute(ctx)
+                maps = self.eigen_maps(ctx) if eigen_smooth else self.compute(ctx)
             result = self._finish(ctx, maps, raw=raw, size=images.shape[-2:], differentiable=differentiable)
             del ctx
         return result
@@ -342,7 +245,7 @@ class Attribution(abc.ABC):
         targets, several = resolve_targets(target, logits.shape[0], logits.shape[1], logits)
         ctx = AttributionContext(model=model, images=None, layer=target_layer, output=output, logits=logits,
                                  features=output.features, activations=activations, targets=targets,
-                                 differentiable=differentiable, several=several)
+                                 differentiable=differentiable, several=several, score_fn=self.target_scores)
         with torch.set_grad_enabled(differentiable):
             maps = self.compute(ctx)
         return self._finish(ctx, maps, raw=raw, size=size, differentiable=differentiable)
@@ -392,7 +295,7 @@ class Attribution(abc.ABC):
         targets, several = resolve_targets(target, images.shape[0], logits.shape[1], logits)
         ctx = AttributionContext(model=model, images=images, layer=layer, output=output, logits=logits,
                                  features=features, activations=activations, targets=targets,
-                                 differentiable=differentiable, several=several)
+                                 differentiable=differentiable, several=several, score_fn=self.target_scores)
         return ctx
 
     def _finish(self, ctx: AttributionContext, maps: Tensor, *, raw: bool, size: Sequence[int] | None,
@@ -442,9 +345,9 @@ def _build(method: str | Mapping[str, Any] | Attribution, params: Mapping[str, A
 
 
 def explain(model: nn.Module, images: Tensor, method: str | Mapping[str, Any] | Attribution = "gradcam",
-            target: TargetLike = None, layer: int | str | nn.Module | None = None, *, raw: bool = False,
-            differentiable: bool = False, eval_mode: bool = True, details: bool = False,
-            **params: Any) -> Tensor | AttributionResult:
+            target: TargetLike = None, layer: Any = None, *, raw: bool = False,
+            differentiable: bool = False, eval_mode: bool = True, details: bool = False, fusion: str = "layercam",
+            aug_smooth: bool = False, eigen_smooth: bool = False, **params: Any) -> Tensor | AttributionResult:
     """Attribution maps for a batch, in one call.
 
     Args:
@@ -455,11 +358,14 @@ def explain(model: nn.Module, images: Tensor, method: str | Mapping[str, Any] | 
             ``{"name": ..., **params}`` or a built :class:`Attribution`.
         target: ``None`` (predicted class), an int, one class per image, a
             ``(B, T)`` table or ``"all"``; see the module docstring.
-        layer: ``None`` (the backbone's ``cam_level``), a level index or a module name.
+        layer: ``None`` (the backbone's ``cam_level``), a level index or a module name; a list of
+            them fuses their maps (``fusion``).
         raw: maps at feature resolution straight from the formula (no resize or normalization).
         differentiable: keep the maps in the autograd graph.
         eval_mode: explain the model in eval mode (its modes are restored afterwards).
         details: return an :class:`AttributionResult` (maps, targets, logits, layer).
+        fusion, aug_smooth, eigen_smooth: multi-layer fusion and the two smoothing options
+            (:meth:`Attribution.run`, :mod:`medcam.attribution_ensembles`).
         **params: method parameters (e.g. ``batch_size=64`` for Score-CAM).
 
     Returns:
@@ -467,6 +373,7 @@ def explain(model: nn.Module, images: Tensor, method: str | Mapping[str, Any] | 
         several targets per image), or the :class:`AttributionResult`.
     """
     built = _build(method, params)
-    result = built.run(model, images, target, layer, raw=raw, differentiable=differentiable, eval_mode=eval_mode)
+    result = built.run(model, images, target, layer, raw=raw, differentiable=differentiable, eval_mode=eval_mode,
+                       fusion=fusion, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
     return result if details else result.maps
 

@@ -21,7 +21,7 @@ from .errors import PluginError, SpecError
 from .features import FeatureInfo
 from .loss import CompositeLoss
 from .model import MedcamModel, MedcamSegmenter
-from .registry import attributions, backbones, heads, losses, segmenters
+from .registry import attributions, backbones, heads, losses, metrics, segmenters
 from .spec import resolve_model_spec, resolve_part, resolve_segmenter_spec, split_part
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "build_segmenter",
     "build_loss",
     "build_attribution",
+    "build_metric",
 ]
 
 
@@ -123,10 +124,23 @@ def build_attribution(spec: Any) -> Any:
 
     See :mod:`medcam.attribution` for the protocol the returned object follows.
     """
-    part = resolve_part("attributions", spec, "attribution")
-    method = _call(attributions, part, "attribution")
+    return _build_with_spec(attributions, spec, "attribution")
+
+
+def build_metric(spec: Any) -> Any:
+    """Build an attribution metric (deletion, ROAD, pointing game, ...) from a name or part spec.
+
+    See :mod:`medcam.faithfulness.base` for the protocol the returned object follows.
+    """
+    return _build_with_spec(metrics, spec, "metric")
+
+
+def _build_with_spec(registry: Any, spec: Any, path: str) -> Any:
+    """Build a part that records its resolved part spec on itself (``.spec``) when it can."""
+    part = resolve_part(registry, spec, path)
+    built = _call(registry, part, path)
     try:
-        method.spec = part
+        built.spec = part
     except AttributeError:
         pass
-    return method
+    return built

@@ -1,7 +1,8 @@
 """Named factories, one registry per kind, discovered through entry points.
 
 A registry maps a normalized name (lowercase, ``-`` -> ``_``) to a factory: a
-backbone, segmenter, head, attribution method, loss, or a model preset (a spec).
+backbone, segmenter, head, attribution method, loss, a model preset (a spec),
+or a metric of attribution maps (faithfulness, sanity, pointing game).
 Names come from two places:
 
 * entry points in the group ``medcam.<kind>`` (``medcam.backbones``, ...), read
@@ -51,6 +52,7 @@ __all__ = [
     "attributions",
     "losses",
     "models",
+    "metrics",
     "weights",
     "BUNDLED_DISTRIBUTION",
     "AUTOLOAD_ENV",
@@ -445,11 +447,12 @@ heads: Registry[Any] = Registry("heads", injected=("feature_info", "num_classes"
 attributions: Registry[Any] = Registry("attributions")
 losses: Registry[Any] = Registry("losses", injected=("num_classes", "multilabel"))
 models: Registry[Preset] = Registry("models")
+metrics: Registry[Any] = Registry("metrics")
 #: pretrained weights sources (:class:`medcam.weights.WeightsSource`), declared per backbone
 weights: Registry[Any] = Registry("weights")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, weights)
+    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, metrics, weights)
 }
 
 

@@ -18,11 +18,14 @@ For every model of the spec (:mod:`medcam.bench.spec`):
    ``attribution``) on two lesion images; methods that do not apply to the
    model are listed with the reason; the others are computed for every held-out
    image with a lesion, for its ground-truth class, and scored
-   (:mod:`medcam.bench.localize`), timing the attribution calls.
+   (:mod:`medcam.bench.localize`), timing the attribution calls;
+4. score the same maps of the first ``faithfulness.images`` lesion images, and
+   the baselines' maps, with the faithfulness and sanity metrics of the spec's
+   ``faithfulness`` section (:mod:`medcam.bench.faithfulness`).
 
 The model-free baselines (:mod:`medcam.bench.baselines`) are scored on the
 same images. Outputs in ``out``: ``localization.md`` (tables, protocol, split,
-versions), ``localization.json`` (every number, the resolved spec, seeds, the
+versions, the faithfulness table), ``localization.json`` (every number, the resolved spec, seeds, the
 held-out file list and its sha256, package versions), ``localization_bars.png``,
 ``localization_gallery.png`` and ``heldout_test.txt``.
 
@@ -46,6 +49,7 @@ from medcam.progress import show_bar
 from medcam.errors import CheckpointError, DataError
 
 from . import baselines as B
+from . import faithfulness as F
 from .localize import (HeldOut, at_thresholds, candidate_methods, classify, compute_maps, load_heldout,
                        method_seed, probe_method, score_maps)
 from .provenance import environment, file_digest, list_digest, relative_paths, state_digest
@@ -203,7 +207,8 @@ def _metrics_only(scores: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Mapping[str, Any],
-                    gallery_idx: Sequence[int], progress: bool) -> dict[str, Any]:
+                    gallery_idx: Sequence[int], progress: bool,
+                    faithfulness: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from medcam.engine.seeding import seed_everything
 
     test: HeldOut = heldout["test"]
@@ -223,6 +228,7 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
         methods.append({"label": label, "part": part, "applicable": reason is None, "reason": reason})
     results: dict[str, Any] = {}
     gallery_maps: dict[str, torch.Tensor] = {}
+    faithful_maps: dict[str, torch.Tensor] = {}
     positions = [lesion.index(i) for i in gallery_idx]
     usable = [m for m in methods if m["applicable"]]
     bar = tqdm(total=len(usable) * (len(lesion) + (len(val.lesion) if val is not None and ev["val_threshold"]
@@ -244,12 +250,18 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
             row["val"] = {k: vscores[k] for k in ("max_box_acc_v2", "pxap", "gt_known_loc", "mean_iou", "n_images")}
         results[m["label"]] = row
         gallery_maps[m["label"]] = maps[positions]
+        if faithfulness is not None:
+            faithful_maps[m["label"]] = maps[:faithfulness["count"]]
         _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  PxAP {row['pxap']:5.1f}  "
              f"{row['time_ms']:.1f} ms/image", progress)
     bar.close()
+    parts = {m["label"]: m["part"] for m in methods}
+    faithful = None
+    if faithfulness is not None:
+        faithful = F.score_model(spec, entry.key, model, test, faithfulness, faithful_maps, parts, progress)
     return {"classification": cls["metrics"], "methods": results, "gallery": gallery_maps,
             "not_applicable": {m["label"]: m["reason"] for m in methods if not m["applicable"]},
-            "parts": {m["label"]: m["part"] for m in methods}}
+            "parts": parts, "faithfulness": faithful}
 
 
 def _score_baselines(spec: BenchSpec, held: HeldOut, val: HeldOut | None, train_boxes: Sequence[torch.Tensor],
@@ -360,6 +372,7 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
     lines.append("")
     for label, r in record["baselines"].items():
         lines.append(f"- baseline `{label}`: {r['params']}")
+    lines += F.markdown_section(record)
     pk = env["packages"]
     lines += ["", f"Versions: python {env['python']}, " + ", ".join(f"{k} {v}" for k, v in pk.items() if v)
               + (f"; git {env['git']['commit'][:12]}{' (modified)' if env['git']['modified'] else ''}"
@@ -408,6 +421,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
     gallery_idx: list[int] = []
     all_gallery: list[tuple[str, torch.Tensor]] = []
     obtained: dict[str, Path] = {}
+    faithful_setup: dict[str, Any] | None = None
     for entry in bench.models:
         got = _obtain(bench, entry, data_cfg, out, ckpt_root, overwrite, progress, obtained)
         obtained[entry.key] = Path(got["path"])
@@ -423,7 +437,10 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
             raise DataError(f"model {entry.key} sees other held-out images than {bench.models[0].key}; every model "
                             f"must use the same data settings")
         _log(f"[{entry.key}] evaluating {len(test)} held-out images ({len(test.lesion)} with a lesion)", progress)
-        ev = _evaluate_model(bench, entry, model, heldout, gallery_idx, progress)
+        if faithful_setup is None and bench.faithfulness["metrics"]:
+            train_ref = reference["train"]
+            faithful_setup = F.setup(bench, test, [train_ref.boxes[i] for i in train_ref.lesion])
+        ev = _evaluate_model(bench, entry, model, heldout, gallery_idx, progress, faithful_setup)
         record = {"key": entry.key, "label": entry.label, "backbone": _backbone_name(model.spec),
                   "model_spec": model.spec, "train_settings": got["settings"], "trained": got["trained"],
                   "train_time_s": got["train_time_s"], "best_epoch": got.get("best_epoch"),
@@ -433,7 +450,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                   "input_size": list(test.size), "classification": _compact(ev["classification"]),
                   "confusion_matrix": ev["classification"].get("confusion_matrix"),
                   "methods": ev["methods"], "method_parts": ev["parts"], "not_applicable": ev["not_applicable"],
-                  "notes": entry.notes}
+                  "faithfulness": ev["faithfulness"], "notes": entry.notes}
         model_records.append(record)
         all_gallery += [(f"{entry.label}\n{label}", maps) for label, maps in ev["gallery"].items()]
         del model
@@ -461,10 +478,13 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                                                             data)),
                  "val_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["val"]], data))},
         "baselines": baseline_results, "models": model_records, "environment": environment(),
+        "faithfulness": None if faithful_setup is None else {"n_images": faithful_setup["count"],
+                                                             "columns": faithful_setup["columns"]},
     }
     record["wall_time_s"] = round(time.perf_counter() - began, 1)
     record["rows"] = rows
     record = _jsonable(record)
+    record["faithfulness_rows"] = F.faithfulness_rows(record)
     (out / "localization.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     bar_plot(rows, out / "localization_bars.png", title=f"{bench.name}: held-out lesion localization")
     titles = [f"{Path(test.paths[i]).stem}" for i in gallery_idx]

@@ -10,6 +10,7 @@ benchmark by adding its name::
     data: {dataset: busi, val: 0.15, test: 0.15, split_seed: 0, groups: near_duplicates}
     train: {epochs: 8, lr: 0.001, balanced_sampler: true}   # medcam.engine.TrainConfig
     eval: {methods: all, exclude_methods: [scorecam], interval: 0.01}
+    faithfulness: {images: 24, metrics: [deletion, insertion, road, pointing_game]}   # [] switches it off
     baselines: [center_box, center_gaussian, random_map]
     models:
       - key: resnet18_ce
@@ -36,6 +37,7 @@ from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
 __all__ = ["BenchSpec", "ModelEntry", "load_bench_spec", "DATA_DEFAULTS", "EVAL_DEFAULTS", "BASELINE_NAMES"]
+# the faithfulness section's defaults live in medcam.bench.faithfulness.FAITHFULNESS_DEFAULTS
 
 #: Data settings (medcam.engine.runs.DataConfig without the path) and their defaults.
 DATA_DEFAULTS: dict[str, Any] = {
@@ -54,8 +56,8 @@ EVAL_DEFAULTS: dict[str, Any] = {
 }
 #: Model-free baselines (medcam.bench.baselines).
 BASELINE_NAMES = ("center_box", "center_gaussian", "random_map")
-_TOP_KEYS = ("name", "description", "seed", "size", "threads", "data", "train", "eval", "baselines", "models",
-             "notes")
+_TOP_KEYS = ("name", "description", "seed", "size", "threads", "data", "train", "eval", "faithfulness", "baselines",
+             "models", "notes")
 _MODEL_KEYS = ("key", "label", "spec", "train", "methods", "exclude_methods", "checkpoint", "init_from", "notes")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -109,11 +111,13 @@ class BenchSpec:
     models: list[ModelEntry]
     description: str | None = None
     notes: Any = None
+    faithfulness: dict[str, Any] = field(default_factory=lambda: _faithfulness(None))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "seed": self.seed, "size": self.size,
                 "threads": self.threads, "data": copy.deepcopy(self.data), "train": copy.deepcopy(self.train),
-                "eval": copy.deepcopy(self.eval), "baselines": copy.deepcopy(self.baselines),
+                "eval": copy.deepcopy(self.eval), "faithfulness": copy.deepcopy(self.faithfulness),
+                "baselines": copy.deepcopy(self.baselines),
                 "models": [m.to_dict() for m in self.models], "notes": copy.deepcopy(self.notes)}
 
     def model(self, key: str) -> ModelEntry:
@@ -227,6 +231,27 @@ def _eval(raw: Any) -> dict[str, Any]:
     return out
 
 
+def _faithfulness(raw: Any) -> dict[str, Any]:
+    """The ``faithfulness`` section: metric parts resolved against the ``metrics`` registry, defaults filled."""
+    from .faithfulness import FAITHFULNESS_DEFAULTS, resolve_metrics
+
+    data = _mapping(raw, "faithfulness")
+    _check_keys(data, list(FAITHFULNESS_DEFAULTS), "faithfulness.")
+    out = {**copy.deepcopy(FAITHFULNESS_DEFAULTS), **data}
+    metrics = out["metrics"]
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, (str, Mapping)):
+        metrics = [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise SpecError(f"faithfulness.metrics: expected a list of metric names or part specs, got {metrics!r}")
+    out["metrics"] = [part for _, part in resolve_metrics(metrics)]
+    out["images"] = _int(out["images"], "faithfulness.images", 0)
+    if not isinstance(out["baselines"], bool):
+        raise SpecError(f"faithfulness.baselines: expected true or false, got {out['baselines']!r}")
+    return out
+
+
 def _baselines(raw: Any) -> list[dict[str, Any]]:
     if raw is None:
         raw = list(BASELINE_NAMES)
@@ -320,4 +345,4 @@ def load_bench_spec(source: Any) -> BenchSpec:
                      size=_int(raw.get("size"), "size", 8, optional=True),
                      threads=_int(raw.get("threads"), "threads", 1, optional=True), data=data, train=train,
                      eval=_eval(raw.get("eval")), baselines=_baselines(raw.get("baselines")), models=models,
-                     notes=raw.get("notes"))
+                     notes=raw.get("notes"), faithfulness=_faithfulness(raw.get("faithfulness")))

@@ -27,7 +27,7 @@ def bench_command(spec: str, data_path: str, out_dir: str, checkpoints: str | No
                   as_json: bool) -> None:
     """Train (or load) every model of SPEC, score every attribution method and baseline on held-out lesions.
 
-    Writes OUT/localization.md (tables), localization.json (every number, the
+    Writes OUT/localization.md (localization and faithfulness tables), localization.json (every number, the
     spec, seeds, held-out files, versions), localization_bars.png and
     localization_gallery.png. See docs/results.md.
     """
@@ -49,4 +49,10 @@ def bench_command(spec: str, data_path: str, out_dir: str, checkpoints: str | No
         from medcam.bench.report import markdown_table
 
         click.echo(markdown_table(record["rows"]))
+        if record.get("faithfulness_rows"):
+            from medcam.bench.faithfulness import faithfulness_markdown
+
+            click.echo("Faithfulness and sanity (first "
+                       f"{record['faithfulness']['n_images']} held-out lesion images):\n")
+            click.echo(faithfulness_markdown(record["faithfulness_rows"], record["faithfulness"]["columns"]))
         click.echo(f"report: {out_dir}/localization.md  (wall time {record['wall_time_s']:.0f} s)")

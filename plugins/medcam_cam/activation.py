@@ -1,5 +1,5 @@
 """Methods that read activations or the model's own maps, without gradients:
-CAM, Eigen-CAM, a random baseline and the FPM readout.
+CAM, Eigen-CAM, KPCA-CAM, FEM, a random baseline and the FPM readout.
 
 Notation as in :mod:`medcam_cam.gradient`: ``A^k`` is channel ``k`` of the
 target layer's activations ``(B, C, h, w)``. Every method returns raw maps
@@ -16,8 +16,9 @@ from medcam.errors import ShapeError, SpecError
 from medcam.model import MedcamModel, ModelOutput
 
 from .gradient import weighted_sum
+from medcam.projection import first_component, kernel_first_component
 
-__all__ = ["CAM", "EigenCAM", "RandomCAM", "FPMReadout"]
+__all__ = ["CAM", "EigenCAM", "KPCACAM", "FEM", "RandomCAM", "FPMReadout"]
 
 
 def _cam_head(model: nn.Module | None) -> nn.Module:
@@ -47,12 +48,20 @@ class CAM(Attribution):
             where = ctx.layer.name if ctx.layer is not None else "no layer"
             raise ValueError(f"cam weights apply to the level the head pools (level {int(head.level)}), "
                              f"not {where}; leave layer unset")
+        return weighted_sum(self.channel_weights(ctx), ctx.require_activations())
+
+    def channel_weights(self, ctx: AttributionContext) -> Tensor:
+        """``(B, T, C)``: the head's class weights ``w^c_k`` of each target."""
+        head = _cam_head(ctx.model)
         weights = head.cam_weights()                                   # (K, C)
         acts = ctx.require_activations()
         if weights.dim() != 2 or weights.shape[1] != acts.shape[1]:
             raise ShapeError(f"cam_weights() is {tuple(weights.shape)} but level {head.level} has "
                              f"{acts.shape[1]} channels; expected (K, {acts.shape[1]})")
-        return weighted_sum(weights[ctx.targets].to(acts.dtype), acts)
+        return weights[ctx.targets].to(acts.dtype)
+
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        return self.channel_weights(ctx)[..., None, None] * ctx.require_activations()[:, None]
 
 
 class EigenCAM(Attribution):
@@ -76,16 +85,62 @@ class EigenCAM(Attribution):
     def compute(self, ctx: AttributionContext) -> Tensor:
         acts = ctx.require_activations()
         b, c, h, w = acts.shape
-        matrix = acts.flatten(2).transpose(1, 2).float()               # (B, hw, C)
-        if self.center:
-            matrix = matrix - matrix.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
-        projection = torch.einsum("bnc,bc->bn", matrix, vh[:, 0])      # (B, hw)
-        reference = acts.float().mean(dim=1).flatten(1)
-        reference = reference - reference.mean(dim=1, keepdim=True)
-        sign = torch.where((projection * reference).sum(dim=1) < 0, -1.0, 1.0)
-        maps = (projection * sign[:, None]).view(b, 1, h, w).to(acts.dtype)
+        maps = first_component(acts, self.center)[:, None]
         return maps.expand(b, ctx.targets.shape[1], h, w)
+
+
+class KPCACAM(Attribution):
+    """KPCA-CAM (Karmani et al., "KPCA-CAM: Visual Explainability of Deep Computer Vision
+    Models using Kernel PCA", MMSP 2024): Eigen-CAM with kernel PCA.
+
+    The positions of the centred ``(h w, C)`` activation matrix are projected on the first
+    kernel principal component under ``k(a, b) = tanh(gamma <a, b> + coef0)`` (the sigmoid
+    kernel; ``gamma`` default ``1 / C``, as scikit-learn's ``KernelPCA`` that pytorch-grad-cam
+    calls): ``L = sqrt(lambda_1) a_1`` of the double-centred kernel matrix (Schölkopf, Smola &
+    Müller, Neural Computation 1998). Class-agnostic; the sign correlates positively with the
+    channel sum of the activations.
+    """
+
+    def __init__(self, layer: int | str | None = None, gamma: float | None = None, coef0: float = 1.0):
+        super().__init__(layer)
+        self.gamma = gamma
+        self.coef0 = float(coef0)
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        b, _, h, w = acts.shape
+        maps = kernel_first_component(acts, self.gamma, self.coef0)[:, None]
+        return maps.expand(b, ctx.targets.shape[1], h, w)
+
+
+class FEM(Attribution):
+    """FEM, the feature explanation method (Fuad et al., "Features Understanding in 3D CNNs
+    for Actions Recognition in Video", IPTA 2020): channels weighted by the share of their
+    positions that are outliers by the ``k``-sigma rule,
+
+    ``w_k = mean_ij 1[A^k_ij > mu_k + k sigma_k]`` (``mu_k``, ``sigma_k`` the spatial mean and
+    population standard deviation of channel ``k``) and ``L = sum_k w_k A^k``. Class-agnostic.
+    """
+
+    def __init__(self, layer: int | str | None = None, k: float = 2.0):
+        super().__init__(layer)
+        self.k = float(k)
+
+    def compute(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        b, _, h, w = acts.shape
+        maps = weighted_sum(self._weights(acts)[:, None], acts)
+        return maps.expand(b, ctx.targets.shape[1], h, w)
+
+    def _weights(self, acts: Tensor) -> Tensor:
+        mean = acts.mean(dim=(-2, -1), keepdim=True)
+        std = acts.std(dim=(-2, -1), keepdim=True, correction=0)
+        return (acts > mean + self.k * std).to(acts.dtype).mean(dim=(-2, -1))        # (B, C)
+
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        acts = ctx.require_activations()
+        terms = (self._weights(acts)[..., None, None] * acts)[:, None]
+        return terms.expand(-1, ctx.targets.shape[1], -1, -1, -1)
 
 
 class RandomCAM(Attribution):
@@ -118,6 +173,19 @@ class RandomCAM(Attribution):
             return torch.rand((b, t, h, w), generator=generator, device=acts.device, dtype=acts.dtype)
         weights = torch.rand((b, t, c), generator=generator, device=acts.device, dtype=acts.dtype) * 2 - 1
         return F.relu(weighted_sum(weights, acts))
+
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        if self.mode == "noise":
+            raise ValueError("random with mode='noise' has no per-channel terms; eigen_smooth does not apply")
+        acts = ctx.require_activations()
+        b, c = acts.shape[:2]
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=acts.device)
+            generator.manual_seed(int(self.seed))
+        weights = torch.rand((b, ctx.targets.shape[1], c), generator=generator, device=acts.device,
+                             dtype=acts.dtype) * 2 - 1
+        return weights[..., None, None] * acts[:, None]
 
 
 class FPMReadout(Attribution):

@@ -146,6 +146,14 @@ class ScoreCAM(Attribution):
                                       self.score_function(ctx), self.batch_size, self.progress)
         return F.relu(weighted_sum(weights, acts))
 
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        """``(B, T, C, h, w)``: ``alpha^c_k A^k`` (eigen smoothing)."""
+        acts = ctx.require_activations()
+        assert ctx.images is not None
+        weights = masked_input_scores(ctx.logits_for_images, ctx.images, acts, ctx.targets,
+                                      self.score_function(ctx), self.batch_size, self.progress)
+        return weights[..., None, None] * acts[:, None]
+
 
 class AblationCAM(Attribution):
     """Ablation-CAM (Desai & Ramaswamy, "Ablation-CAM: Visual Explanations for Deep
@@ -174,3 +182,12 @@ class AblationCAM(Attribution):
         tiny = torch.full_like(base, 1e-12)
         denominator = torch.where(base.abs() < 1e-12, torch.where(base < 0, -tiny, tiny), base)
         return F.relu(weighted_sum((base - ablated) / denominator, acts))
+
+    def channel_terms(self, ctx: AttributionContext) -> Tensor:
+        """``(B, T, C, h, w)``: ``w^c_k A^k`` (eigen smoothing)."""
+        acts = ctx.require_activations()
+        ablated = ablation_scores(ctx.logits_with_activations, acts, ctx.targets, self.batch_size, self.progress)
+        base = ctx.scores.to(ablated.dtype)[:, :, None]
+        tiny = torch.full_like(base, 1e-12)
+        denominator = torch.where(base.abs() < 1e-12, torch.where(base < 0, -tiny, tiny), base)
+        return ((base - ablated) / denominator)[..., None, None] * acts[:, None]

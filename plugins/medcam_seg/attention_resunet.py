@@ -130,6 +130,11 @@ class AttentionResUNet(nn.Module):
     def input_multiple(self) -> int:
         return 2 ** self.depth
 
+    @property
+    def cam_layer(self) -> str:
+        """The module CAM methods read by default: the bridge (deepest encoder unit)."""
+        return f"encoder.{self.depth}"
+
     def forward(self, x: Tensor) -> Tensor:
         check_images(x, self.in_chans, multiple=self.input_multiple, what="attention_resunet input")
         skips = []

@@ -95,6 +95,13 @@ class SmpSegmenter(nn.Module, ABC):
         """H and W must be divisible by this (the encoder's largest stride)."""
         return self.encoder.max_stride
 
+    @property
+    def cam_layer(self) -> str:
+        """The module CAM methods read by default: the encoder backbone's ``cam_level`` (its deepest map)."""
+        info = self.encoder.backbone.feature_info
+        module = info[info.cam_level].module
+        return f"encoder.backbone.{module}" if module else "encoder.backbone"
+
     @abstractmethod
     def decode(self, x: Tensor, feats: list[Tensor]) -> Tensor:
         """Decoder features for the normalized input ``x`` and the encoder levels ``feats``."""

@@ -244,6 +244,11 @@ class FCDenseNet(nn.Module):
         if encoder_checkpoint:
             load_encoder_weights(self.encoder, encoder_checkpoint, f"tiramisu{depth}")
 
+    @property
+    def cam_layer(self) -> str:
+        """The module CAM methods read by default: the bottleneck dense block."""
+        return "encoder.bottleneck"
+
     def forward(self, x: Tensor) -> Tensor:
         check_images(x, self.in_chans, what=f"tiramisu{self.depth} input")
         enc = self.encoder(x)

@@ -25,7 +25,10 @@ SPEC = {
     "size": 32,
     "data": {"dataset": "busi", "val": 0.25, "test": 0.3, "split_seed": 1, "groups": None, "augment": "flip"},
     "train": {"epochs": 1, "batch_size": 8, "lr": 0.01},
-    "eval": {"batch_size": 4, "gallery": 3, "exclude_methods": ["scorecam"]},
+    "eval": {"batch_size": 4, "gallery": 3, "exclude_methods": ["scorecam", "sscam", "iscam", "sess"]},
+    "faithfulness": {"images": 3, "metrics": [{"name": "deletion", "steps": 4}, "average_drop", "pointing_game",
+                                              {"name": "road", "fractions": [0.5]},
+                                              {"name": "model_randomization", "stages": 1}]},
     "models": [
         {"key": "tiny_ce", "label": "tiny CE", "spec": {"backbone": TINY, "loss": ["ce"]}},
         # a preset that names its class names (BUSI's), with a smaller backbone
@@ -112,9 +115,30 @@ def test_init_from_starts_from_the_earlier_models_backbone(two_runs: tuple[dict,
     assert not all(torch.allclose(scratch[k], ce[k], atol=1e-2) for k in convs)
 
 
+def test_faithfulness_table(two_runs: tuple[dict, dict, Path]) -> None:
+    record, _, out = two_runs
+    rows = record["faithfulness_rows"]
+    ce = {r["method"]: r for r in rows if r["model"] == "tiny_ce"}
+    assert set(ce) >= {"gradcam", "cam", "center_box", "center_gaussian", "random_map"}
+    assert ce["random_map"]["kind"] == "baseline" and ce["gradcam"]["kind"] == "method"
+    keys = {c["key"] for c in record["faithfulness"]["columns"]}
+    assert keys == {"deletion(steps=4)", "average_drop", "pointing_game", "road(fractions=[0.5])",
+                    "model_randomization(stages=1)", "model_randomization(stages=1).ssim"}
+    gradcam, floor = ce["gradcam"]["values"], ce["random_map"]["values"]
+    assert 0.0 <= gradcam["deletion(steps=4)"] <= 1.0 and 0.0 <= gradcam["pointing_game"] <= 100.0
+    assert gradcam["model_randomization(stages=1).ssim"] is not None
+    assert floor["model_randomization(stages=1)"] is None       # baselines have no method to recompute
+    assert floor["deletion(steps=4)"] is not None
+    assert record["models"][0]["faithfulness"]["n_images"] == 3
+    text = (out / "localization.md").read_text()
+    assert "## Faithfulness and sanity" in text and "| tiny CE | random_map (baseline) |" in text
+
+
 def test_two_runs_give_identical_numbers(two_runs: tuple[dict, dict, Path]) -> None:
     a, b, _ = two_runs
     assert _numbers(a) == _numbers(b)
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in a["faithfulness_rows"]]
+    assert strip == [{k: v for k, v in r.items() if k != "time_s"} for r in b["faithfulness_rows"]]
     assert [m["weights_sha256"] for m in a["models"]] == [m["weights_sha256"] for m in b["models"]]
     assert a["data"]["held_out"]["sha256"] == b["data"]["held_out"]["sha256"]
 

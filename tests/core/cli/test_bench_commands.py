@@ -37,5 +37,5 @@ def test_bad_spec_is_one_line_error(folder, tmp_path, cli):
     spec.write_text("modles: []\n")
     code, _, err = cli("bench", str(spec), "--data", str(folder), "--out", str(tmp_path / "o"))
     assert code == 2 and err.strip() == ("error: modles: unknown key; did you mean 'models'? (keys: name, "
-                                         "description, seed, size, threads, data, train, eval, baselines, models, "
-                                         "notes)")
+                                         "description, seed, size, threads, data, train, eval, faithfulness, "
+                                         "baselines, models, notes)")

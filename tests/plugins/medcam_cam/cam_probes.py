@@ -41,6 +41,20 @@ class FlatHead(nn.Module):
         return ModelOutput(logits=torch.einsum("kchw,bchw->bk", self.weight, features[-1]) + self.bias)
 
 
+class QuadraticHead(FlatHead):
+    """``y_c = <V_c, A> + 1/2 <A, Q_c * A> + b_c``: ``dy_c/dA = V_c + Q_c * A`` and the Hessian is ``diag(Q_c)``."""
+
+    def __init__(self, feature_info: FeatureInfo, num_classes: int, height: int, width: int):
+        super().__init__(feature_info, num_classes, height, width)
+        self.quad = nn.Parameter(torch.randn_like(self.weight))
+
+    def forward(self, features: list[Tensor], labels: Tensor | None = None) -> ModelOutput:
+        a = features[-1]
+        linear = torch.einsum("kchw,bchw->bk", self.weight, a)
+        quadratic = 0.5 * torch.einsum("kchw,bchw->bk", self.quad, a * a)
+        return ModelOutput(logits=linear + quadratic + self.bias)
+
+
 class FPMHead(nn.Module):
     def __init__(self, feature_info: FeatureInfo, num_classes: int):
         super().__init__()
@@ -59,6 +73,10 @@ def cam_probe_flat(feature_info: Any, num_classes: int, height: int = 4, width: 
     return FlatHead(feature_info, num_classes, height, width)
 
 
+def cam_probe_quadratic(feature_info: Any, num_classes: int, height: int = 4, width: int = 4) -> nn.Module:
+    return QuadraticHead(feature_info, num_classes, height, width)
+
+
 def cam_probe_fpm(feature_info: Any, num_classes: int) -> nn.Module:
     return FPMHead(feature_info, num_classes)
 
@@ -67,16 +85,30 @@ def build_probe(*, channels: int = 3, classes: int = 3, size: int = 4, pool: int
                 shift: float = 0.0, head: str = "flat", multilabel: bool = False) -> medcam.MedcamModel:
     """A probe model for ``(B, channels, size, size)`` inputs, in eval mode.
 
-    ``head``: ``"flat"`` (spatially varying gradients ``V``), ``"linear"`` (the basic
-    plugin's GAP + linear head, CAM-compatible) or ``"fpm"``.
+    ``head``: ``"flat"`` (spatially varying gradients ``V``), ``"quadratic"`` (gradients
+    ``V + Q * A``, Hessian ``diag(Q)``), ``"linear"`` (the basic plugin's GAP + linear head,
+    CAM-compatible) or ``"fpm"``.
     """
     h = size // pool
     head_spec: Any = {"flat": {"name": "cam_probe_flat", "height": h, "width": h}, "fpm": "cam_probe_fpm",
+                      "quadratic": {"name": "cam_probe_quadratic", "height": h, "width": h},
                       "linear": "linear"}[head]
     spec = {"backbone": {"name": "cam_probe", "scale": scale, "shift": shift, "pool": pool},
             "head": head_spec, "num_classes": classes, "in_chans": channels, "multilabel": multilabel,
             "preprocess": {"size": [size, size], "mean": [0.0] * channels, "std": [1.0] * channels}}
     return medcam.build_model(spec).eval()
+
+
+class LogitsView(nn.Module):
+    """The plain ``nn.Module`` view of a MedcamModel that the peers (pytorch-grad-cam, Captum) drive:
+    images -> ``(B, K)`` logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x).logits
 
 
 def tiny_cnn_model(width: int = 8, classes: int = 3, **spec: Any) -> medcam.MedcamModel:

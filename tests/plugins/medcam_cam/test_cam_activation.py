@@ -115,3 +115,39 @@ def test_fpm_errors_name_the_missing_map_and_reject_a_layer():
         medcam.explain(model, images, "fpm")
     with pytest.raises(ValueError, match="reads no layer"):
         medcam.explain(model, images, "fpm", layer=2)
+
+
+def test_fem_weights_channels_by_their_k_sigma_outliers():
+    """Fuad et al. 2020: w_k = mean 1[A_k > mu_k + k sigma_k] (population sigma), L = sum_k w_k A_k."""
+    torch.manual_seed(3)
+    model = build_probe(channels=4, classes=2, size=8, scale=2.0, shift=1.0)
+    images = torch.rand(2, 4, 8, 8)
+    images[:, :, 2, 3] = 3.0                     # an outlier in every channel
+    for k in (1.0, 2.0):
+        got = medcam.explain(model, images, "fem", raw=True, k=k)
+        acts = (2 * images - 1).double().numpy()
+        for i in range(2):
+            mu = acts[i].mean(axis=(1, 2), keepdims=True)
+            sigma = acts[i].std(axis=(1, 2), keepdims=True)
+            weights = (acts[i] > mu + k * sigma).mean(axis=(1, 2))
+            np.testing.assert_allclose(got[i].double().numpy(), np.tensordot(weights, acts[i], axes=1), atol=1e-5)
+
+
+def test_kpcacam_equals_scikit_learns_kernel_pca_up_to_sign():
+    """pytorch-grad-cam calls KernelPCA(n_components=1, kernel='sigmoid') on the centred (hw, C) activations."""
+    from sklearn.decomposition import KernelPCA
+
+    torch.manual_seed(4)
+    model = build_probe(channels=6, classes=2, size=7, scale=0.5, shift=0.1)
+    images = torch.rand(2, 6, 7, 7)
+    got = medcam.explain(model, images, "kpcacam", raw=True)
+    acts = (0.5 * images - 0.1).double().numpy()
+    for i in range(2):
+        matrix = acts[i].reshape(6, 49).T
+        matrix = matrix - matrix.mean(axis=0)
+        expected = KernelPCA(n_components=1, kernel="sigmoid", eigen_solver="dense").fit_transform(matrix)[:, 0]
+        ours = got[i].double().numpy().ravel()
+        sign = 1.0 if ours @ expected >= 0 else -1.0
+        np.testing.assert_allclose(sign * ours, expected, rtol=1e-5, atol=1e-7)
+        reference = acts[i].sum(axis=0).ravel()
+        assert ours @ (reference - reference.mean()) >= 0    # medcam's sign rule

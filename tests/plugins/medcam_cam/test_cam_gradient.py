@@ -15,7 +15,22 @@ import torch
 import medcam
 from cam_probes import build_probe, tiny_cnn_model
 
-GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam"]
+GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "gradcamelementwise", "eigengradcam",
+                    "segeigencam", "shapleycam"]
+
+
+def _first_component(terms: np.ndarray, sign: str) -> np.ndarray:
+    """Centred PCA of ``(C, h, w)`` terms: projection on the first right singular vector, sign fixed."""
+    c, h, w = terms.shape
+    matrix = terms.reshape(c, h * w).T
+    matrix = matrix - matrix.mean(axis=0, keepdims=True)
+    projection = matrix @ np.linalg.svd(matrix, full_matrices=False)[2][0]
+    if sign == "extreme":
+        flip = abs(projection.min()) > abs(projection.max())
+    else:
+        reference = terms.sum(axis=0).ravel()
+        flip = projection @ (reference - reference.mean()) < 0
+    return (-projection if flip else projection).reshape(h, w)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -42,6 +57,14 @@ def reference(method: str, acts: np.ndarray, grads: np.ndarray, score: float) ->
         return _relu((_relu(grads) * acts).sum(axis=0))
     if method == "hirescam":                                   # Draelos & Carin 2020
         return (grads * acts).sum(axis=0)
+    if method == "gradcamelementwise":                         # pytorch-grad-cam
+        return _relu(_relu(grads * acts).sum(axis=0))
+    if method == "eigengradcam":                               # PCA of g * A
+        return _first_component(grads * acts, "reference")
+    if method == "segeigencam":                                # Chung & Ying 2025, eqs. 10-13
+        return _first_component(np.abs(grads) * acts, "extreme")
+    if method == "shapleycam":                                 # linear head: the Hessian is 0, so Grad-CAM
+        return _relu(np.tensordot(grads.mean(axis=(1, 2)), acts, axes=1))
     raise KeyError(method)
 
 
@@ -147,3 +170,38 @@ def test_gradcampp_clamps_huge_logits_instead_of_overflowing(probe):
         model.head.bias.fill_(500.0)
     maps = medcam.explain(model, images, "gradcam++", raw=True)
     assert torch.isfinite(maps).all()
+
+
+def test_shapleycam_uses_the_hessian_vector_product():
+    """Quadratic head: g = V + Q * A and H A = Q * A, so w = mean(g - HA / 2) = mean(V + Q * A / 2)
+    (Cai et al. 2025, eq. 11); with the ReST score, d/dA of log softmax adds -sum_j p_j g_j."""
+    torch.manual_seed(8)
+    model = build_probe(channels=3, classes=3, size=4, scale=2.0, shift=1.0, head="quadratic")
+    images = torch.rand(2, 3, 4, 4)
+    got = medcam.explain(model, images, "shapleycam", target=[1, 2], raw=True)
+    V = model.head.weight.detach().double().numpy()
+    Q = model.head.quad.detach().double().numpy()
+    acts = (2 * images - 1).double().numpy()
+    for i, c in enumerate([1, 2]):
+        weights = (V[c] + 0.5 * Q[c] * acts[i]).mean(axis=(1, 2))
+        expected = _relu(np.tensordot(weights, acts[i], axes=1))
+        np.testing.assert_allclose(got[i].double().numpy(), expected, rtol=1e-5, atol=1e-6)
+    gradcam = medcam.explain(model, images, "gradcam", target=[1, 2], raw=True)
+    assert not torch.allclose(got, gradcam, atol=1e-3)   # the Hessian term matters here
+
+
+def test_rest_score_is_the_logit_plus_its_log_probability():
+    from medcam_cam.gradient import rest_scores
+
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    targets = torch.tensor([[1, 0]])
+    log_p = torch.log_softmax(logits, 1)[0]
+    expected = torch.tensor([[2.0 + log_p[1], 1.0 + log_p[0]]])
+    torch.testing.assert_close(rest_scores(logits, targets), expected)
+    # the ReST map differs from the logit map on a quadratic head
+    torch.manual_seed(9)
+    model = build_probe(channels=3, classes=3, size=4, head="quadratic")
+    images = torch.rand(2, 3, 4, 4)
+    rest = medcam.explain(model, images, "shapleycam", target=[0, 1], raw=True, score="rest")
+    logit = medcam.explain(model, images, "shapleycam", target=[0, 1], raw=True)
+    assert rest.shape == logit.shape and not torch.allclose(rest, logit)

@@ -31,27 +31,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 pytorch_grad_cam = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 import medcam  # noqa: E402
-from cam_probes import build_probe, tiny_cnn_model  # noqa: E402
+from cam_probes import LogitsView, build_probe, tiny_cnn_model  # noqa: E402
 from medcam_cam.perturbation import SCORES, masked_input_scores  # noqa: E402
 
 LAYERS = ["backbone.stages.3", "backbone.stages.2.0"]  # a backbone level (no hook in medcam) and a hooked module
-
-
-class LogitsView(nn.Module):
-    """The plain nn.Module view of a MedcamModel that pytorch-grad-cam drives: images -> logits."""
-
-    def __init__(self, model: medcam.MedcamModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).logits
 
 
 def grad_cam_raw(class_name: str, model: medcam.MedcamModel, layer: str, images: torch.Tensor,
@@ -159,3 +147,50 @@ def test_scorecam_masked_logits_match_grad_cams_channel_softmax():
                                      SCORES["logit"], progress=False)
     torch.testing.assert_close(torch.softmax(logits[:, 0], dim=-1), torch.from_numpy(np.asarray(weights)).float(),
                                rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method,class_name,relu", [("gradcamelementwise", "GradCAMElementWise", True),
+                                                    ("fem", "FEM", False), ("segeigencam", "SegEigenCAM", False)])
+def test_equal_raw_maps_of_the_1_5_7_methods(method, class_name, relu, model_and_images):
+    model, images, targets = model_and_images
+    layer = "backbone.stages.2.0"
+    reference, _ = grad_cam_raw(class_name, model, layer, images, targets)
+    if relu:
+        reference = reference.clamp_min(0)
+    got = medcam.explain(model, images, method, target=targets, layer=layer, raw=True)
+    assert_maps_close(got, reference)
+
+
+@pytest.mark.parametrize("method,class_name", [("eigengradcam", "EigenGradCAM"), ("kpcacam", "KPCA_CAM")])
+def test_principal_component_methods_equal_up_to_sign(method, class_name, model_and_images):
+    """pytorch-grad-cam leaves the sign of the component arbitrary; medcam fixes it."""
+    model, images, targets = model_and_images
+    layer = "backbone.stages.2.0"
+    reference, _ = grad_cam_raw(class_name, model, layer, images, targets)
+    got = medcam.explain(model, images, method, target=targets, layer=layer, raw=True)
+    for i in range(len(images)):
+        sign = 1.0 if float((got[i] * reference[i]).sum()) >= 0 else -1.0
+        if method == "kpcacam":   # scikit-learn's kernel PCA runs in float32 on grad-cam's float32 activations
+            torch.testing.assert_close(sign * got[i], reference[i], rtol=0,
+                                       atol=1e-4 * float(reference[i].abs().max()))
+        else:
+            assert_maps_close(sign * got[i], reference[i])
+
+
+def test_shapleycam_with_rest_equals_grad_cam(model_and_images):
+    """With the ReST target (``z_c - CE``) the Hessian-vector product is not zero (a ReLU network is
+    piecewise linear, so with the logit target Shapley-CAM is Grad-CAM). grad-cam's product consumes its
+    graph, so the normalized, resized outputs are compared (torch bilinear vs cv2 INTER_LINEAR: 1e-3)."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+
+    model, images, targets = model_and_images
+    layer = "backbone.stages.2.0"
+    module = dict(model.named_modules())[layer]
+    with pytorch_grad_cam.ShapleyCAM(model=LogitsView(model), target_layers=[module]) as cam:
+        final = cam(input_tensor=images, targets=[ClassifierOutputReST(c) for c in targets])
+    got = medcam.explain(model, images, "shapleycam", target=targets, layer=layer, score="rest")
+    torch.testing.assert_close(got, torch.from_numpy(final), rtol=0, atol=1e-3)
+    logit = medcam.explain(model, images, "shapleycam", target=targets, layer=layer, raw=True)
+    gradcam = medcam.explain(model, images, "gradcam", target=targets, layer=layer, raw=True)
+    torch.testing.assert_close(logit, gradcam)                                   # piecewise linear: H = 0
+    assert float(got.max()) == 1.0
