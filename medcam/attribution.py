@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, logits_of,
                                  model_device, normalize_maps, preserved_state, replace_output, resize_maps,
                                  resolve_layer, resolve_targets)
-from .errors import ShapeError, SpecError
+from .errors import AttributionError, ShapeError, SpecError
 from .model import MedcamModel, ModelOutput
 
 __all__ = [
@@ -184,7 +184,7 @@ class AttributionContext:
         if level < len(self.features) - 1:
             forward_from = getattr(model.backbone, "forward_from", None)
             if forward_from is None:
-                raise ValueError(f"re-scoring level {level} needs the backbone to implement forward_from() "
+                raise AttributionError(f"re-scoring level {level} needs the backbone to implement forward_from() "
                                  f"(its later levels depend on it); use the last level or a module name")
             later = list(forward_from(activations, level))
         return logits_of(model.head(earlier + [activations] + later))
@@ -284,7 +284,7 @@ class Attribution(abc.ABC):
         images = images.to(model_device(model, images.device))
         chosen = self.layer if layer is None else layer
         if not self.uses_layer and chosen is not None:
-            raise ValueError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
+            raise AttributionError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
         target_layer = resolve_layer(model, chosen, self.default_level(model)) if self.uses_layer else None
         with contextlib.ExitStack() as stack:
             if torch.is_inference_mode_enabled():
@@ -318,11 +318,11 @@ class Attribution(abc.ABC):
             raw / differentiable: as in :meth:`run` (differentiable defaults to True here).
         """
         if self.extra_passes:
-            raise ValueError(f"{self.name} re-runs the model for every channel; use run(model, images) instead")
+            raise AttributionError(f"{self.name} re-runs the model for every channel; use run(model, images) instead")
         if self.uses_layer and not output.features:
-            raise ValueError("from_output needs an output computed with return_features=True")
+            raise AttributionError("from_output needs an output computed with return_features=True")
         if not raw and size is None:
-            raise ValueError("from_output needs size=(H, W) to resize the maps (or raw=True)")
+            raise AttributionError("from_output needs size=(H, W) to resize the maps (or raw=True)")
         logits = logits_of(output)
         if layer is None and model is not None:
             layer = self.default_level(model)
@@ -335,7 +335,7 @@ class Attribution(abc.ABC):
             n = len(output.features)
             level = n - 1 if layer is None else layer
             if not -n <= level < n:
-                raise ValueError(f"layer={level} is out of range for {n} feature levels")
+                raise AttributionError(f"layer={level} is out of range for {n} feature levels")
             level %= n
             activations = output.features[level]
             target_layer = TargetLayer(name=f"level {level}", level=level)
@@ -414,7 +414,7 @@ class Attribution(abc.ABC):
 def _single_output(outputs: list[Any], name: str) -> Tensor:
     if len(outputs) != 1:
         how = "never ran" if not outputs else f"ran {len(outputs)} times"
-        raise ValueError(f"layer '{name}' {how} during the forward pass; choose a module that runs exactly once")
+        raise AttributionError(f"layer '{name}' {how} during the forward pass; choose a module that runs exactly once")
     out = outputs[0]
     if not isinstance(out, Tensor) or out.dim() != 4:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, DataError, MedcamError, UnknownNameError
+from ..errors import AttributionError, CheckpointError, DataError, MedcamError, UnknownNameError
 from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
@@ -180,12 +180,12 @@ class Explainer:
         """A class given by name or index (``"benign"``, ``1``, ``"1"``) as its index."""
         names = self.class_names
         if isinstance(target, bool):
-            raise ValueError(f"target must be a class name or index, got {target!r}")
+            raise AttributionError(f"target must be a class name or index, got {target!r}")
         if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()
                                        and target.strip() not in names):
             index = int(target)
             if not 0 <= index < len(names):
-                raise ValueError(f"target class {index} is out of range: the model has {len(names)} classes "
+                raise AttributionError(f"target class {index} is out of range: the model has {len(names)} classes "
                                  f"(0..{len(names) - 1}: {', '.join(names)})")
             return index
         if target in names:
