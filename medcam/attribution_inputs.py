@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import AttributionError, ShapeError, UnknownNameError
-from .model import MedcamModel, check_images
+from .model import MedcamModel, check_images, check_pixel_values
 
 __all__ = ["TargetLike", "normalize_maps", "resize_maps", "logits_of", "resolve_targets", "TargetLayer",
            "resolve_layer", "capture_output", "replace_output", "preserved_state", "model_device",
@@ -260,9 +260,20 @@ def replace_output(module: nn.Module, value: Tensor) -> Iterator[None]:
 @contextlib.contextmanager
 def preserved_state(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
     """Run a block with ``model`` in eval mode (if asked) and restore, on exit, every
-    module's ``training`` flag and every parameter's ``requires_grad``."""
+    module's ``training`` flag and every parameter's ``requires_grad``.
+
+    With ``eval_mode=False`` the forward passes run in the model's own mode, so
+    training-mode BatchNorm normalizes with batch statistics; its running
+    statistics (every buffer of a module in training mode) are restored on exit,
+    since explaining is not training (perturbation methods would otherwise feed
+    hundreds of masked images into them).
+    """
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    saved: list[tuple[Tensor, Tensor]] = []
+    if not eval_mode:
+        saved = [(b, b.detach().clone()) for m in model.modules() if m.training
+                 for b in m.buffers(recurse=False)]
     try:
         if eval_mode:
             model.eval()
@@ -273,6 +284,9 @@ def preserved_state(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -284,7 +298,13 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
 
 
 def check_attribution_input(model: nn.Module, images: Any) -> Tensor:
+    """The images ``(B, C, H, W)`` after the shape, dtype and value checks, before any forward pass.
+
+    A :class:`MedcamModel` checks its ``input_range`` (default [0, 1]); for any
+    other module only finiteness is checked (its value convention is unknown).
+    """
     if isinstance(model, MedcamModel):
-        return check_images(images, model.in_chans)
+        check_images(images, model.in_chans)
+        return check_pixel_values(images, model.input_range)
     channels = images.shape[1] if isinstance(images, Tensor) and images.dim() == 4 else 3
-    return check_images(images, channels)
+    return check_pixel_values(check_images(images, channels), None)
