@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import PluginError, SpecError, UnknownNameError
+from .limits import MAX_CLASSES, MAX_IN_CHANS
 from .registry import Registry, did_you_mean, get_registry, models, normalize_name
 
 __all__ = [
     "MODEL_KEYS",
-    "MAX_CLASSES",
-    "MAX_IN_CHANS",
     "check_loss_weight",
     "SEGMENTER_KEYS",
     "PREPROCESS_DEFAULTS",
@@ -88,12 +87,6 @@ PREPROCESS_DEFAULTS: dict[str, Any] = {
     "rolling_ball_radius": None,  # background subtraction radius in pixels (dental radiographs), or null
 }
 RESIZE_MODES = ("square", "pad", "none")
-
-#: Upper bounds of the size keys: far above any real model (ImageNet-21k has 21,841 classes;
-#: multi-channel microscopy has tens of channels), far below a typo's allocation (10**12 classes
-#: would ask for terabytes before any check ran).
-MAX_CLASSES = 100_000
-MAX_IN_CHANS = 256
 
 
 # ---------------------------------------------------------------------- loading

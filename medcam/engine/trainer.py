@@ -173,6 +173,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.data_info = dict(data_info or {})
         self.collate_fn = collate_fn or default_collate()
+        if out_dir is not None and self.dist.is_main:
+            from medcam.outputs import output_folder
+
+            output_folder(out_dir)  # a file or an unwritable folder: refused now, not after the first epoch
         self.files = RunFiles(out_dir, run_tag(self.model.spec, self.config)) if out_dir is not None else None
         self.amp_dtype, use_scaler = _amp(self.config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None

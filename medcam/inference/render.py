@@ -93,15 +93,16 @@ def write_pngs(images: Mapping[str, Any], out_dir: str | os.PathLike[str], stem:
 
     Args:
         images: ``{kind: (H, W, 3) uint8}``, e.g. ``{"saliency": ..., "overlay": ...}``.
-        out_dir: destination folder (created).
+        out_dir: destination folder (created; :class:`~medcam.errors.OutputError` if it is a file).
         stem: the image's file stem.
         stamp: the timestamp (default: now).
 
     Returns:
         ``{kind: path}`` as strings.
     """
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    from ..outputs import output_folder
+
+    folder = output_folder(out_dir, "output folder")
     stamp = stamp or timestamp()
     kinds: Sequence[str] = list(images)
     for n in range(max_tries):
