@@ -54,7 +54,7 @@ class DataError(MedcamError, ValueError):
 
 
 class CheckpointError(MedcamError, ValueError):
-    """A checkpoint file is not a medcam checkpoint, is truncated, tampered or unsafe."""
+    """A checkpoint file is not a medcam checkpoint, is truncated or corrupt, unsafe, or not the expected file."""
 
 
 class TrainingError(MedcamError, RuntimeError):

@@ -17,6 +17,10 @@ def _common_options(func: Any) -> Any:
     options = [
         click.option("--segmenter", "segmenter_path", type=click.Path(dir_okay=False),
                      help="A segmenter checkpoint: adds the mask, and boxes come from its connected components."),
+        click.option("--sha256", metavar="HEX",
+                     help="Expected sha256 of CHECKPOINT's bytes (as sha256sum prints it, from a source you trust); "
+                          "another file is refused before it is read."),
+        click.option("--segmenter-sha256", metavar="HEX", help="Expected sha256 of the --segmenter file."),
         click.option("--method", help="Attribution method (medcam list attributions); default: the checkpoint's "
                                       "spec 'attribution', else gradcam."),
         click.option("--target", help="Class to explain (name or index); default: the predicted class."),
@@ -52,7 +56,8 @@ def _common_options(func: Any) -> Any:
     return func
 
 
-def _explainer(checkpoint: str, segmenter_path: str | None, method: str | None, target: str | None,
+def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, segmenter_sha256: str | None,
+               method: str | None, target: str | None,
                threshold: float, mask_threshold: float, rolling_ball: str | None, grey: bool, size: str | None,
                resize: str | None, resize_to: str | None, downscale: float | None, min_size: int,
                max_pixels: str | None, render_size: int, cmap: str, alpha: float, device: str) -> Any:
@@ -62,7 +67,8 @@ def _explainer(checkpoint: str, segmenter_path: str | None, method: str | None, 
     overrides = {"size": parse_size(size), "resize": resize, "resize_to": parse_size(resize_to, "--resize-to"),
                  "downscale": downscale, "rolling_ball_radius": parse_radius(rolling_ball)}
     try:
-        return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, method=method, target=target,
+        return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, sha256=sha256,
+                                         segmenter_sha256=segmenter_sha256, method=method, target=target,
                                          threshold=threshold, mask_threshold=mask_threshold, preprocess=overrides,
                                          grey=grey, min_size=min_size, max_pixels=parse_pixels(max_pixels),
                                          render_size=render_size, cmap=cmap, alpha=alpha)

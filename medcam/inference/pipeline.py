@@ -183,24 +183,28 @@ class Explainer:
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str], segmenter: str | os.PathLike[str] | None = None,
-                        *, device: str = "auto", **options: Any) -> "Explainer":
+                        *, device: str = "auto", sha256: str | None = None, segmenter_sha256: str | None = None,
+                        **options: Any) -> "Explainer":
         """Load a classifier checkpoint (and a segmenter checkpoint) written by ``medcam train`` / ``medcam.save``.
 
+        ``sha256`` / ``segmenter_sha256``: the files' expected digests (see :func:`medcam.load`).
+
         Raises:
-            FileNotFoundError, CheckpointError: a missing or bad file, or a checkpoint of the wrong kind.
+            FileNotFoundError, CheckpointError: a missing or bad file, a checkpoint of the wrong kind,
+                or a file whose sha256 differs from the one given.
         """
         from ..checkpoint import load
         from ..engine.distributed import resolve_device
         from ..model import MedcamModel, MedcamSegmenter
 
         where = resolve_device(device)
-        model = load(checkpoint, map_location=where)
+        model = load(checkpoint, map_location=where, sha256=sha256)
         if not isinstance(model, MedcamModel):
             raise CheckpointError(f"CHECKPOINT '{checkpoint}' holds a segmenter, not a classifier; pass segmenter "
                                   f"checkpoints with --segmenter")
         seg = None
         if segmenter is not None:
-            seg = load(segmenter, map_location=where)
+            seg = load(segmenter, map_location=where, sha256=segmenter_sha256)
             if not isinstance(seg, MedcamSegmenter):
                 raise CheckpointError(f"--segmenter '{segmenter}' holds a classifier, not a segmenter; --segmenter "
                                       f"needs a segmenter checkpoint (medcam.build_segmenter + medcam.save)")
