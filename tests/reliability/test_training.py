@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,10 @@ from medcam.errors import CheckpointError, DataError, TrainingError
 
 from _reliability import expect_error
 
-CHILD = Path(__file__).with_name("_kill_child.py")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "engine"))
+from _train_child import child_env, kill_at_marker  # noqa: E402  (tests/core/engine: the engine's child run)
+
+CHILD = Path(__file__).resolve().parents[1] / "core" / "engine" / "_train_child.py"
 SPEC = {"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 3, "preprocess": {"size": 32}}
 CONFIG = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False}
 
@@ -71,28 +72,8 @@ def test_bad_training_input(lesions, tmp_path):
                  CheckpointError, "different model spec")
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
 def _run(out: Path, *extra: str) -> None:
-    subprocess.run([sys.executable, str(CHILD), "--out", str(out), *extra], check=True, env=_env())
-
-
-def _kill_at_marker(out: Path, moment: str) -> None:
-    proc = subprocess.Popen([sys.executable, str(CHILD), "--out", str(out), "--pause-after", moment],
-                            stdout=subprocess.PIPE, text=True, env=_env())
-    try:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            if "KILL-MARKER" in line:
-                break
-        else:
-            pytest.fail(f"the child exited before the kill marker (status {proc.wait()})")
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    subprocess.run([sys.executable, str(CHILD), "--out", str(out), *extra], check=True, env=child_env())
 
 
 def _records(out: Path) -> list[dict]:
@@ -113,7 +94,7 @@ def test_sigkill_between_an_epochs_files_resumes_to_the_uninterrupted_files(clea
     """Before: killed right after the last epoch's last.pt, metrics.jsonl stayed one epoch short forever
     (resume said "nothing to do")."""
     killed = tmp_path / "killed"
-    _kill_at_marker(killed, moment)
+    kill_at_marker(["--out", str(killed), "--pause-after", moment])
     _run(killed, "--resume")
     assert _records(killed) == _records(clean_run)
     a, b = read_checkpoint(killed / "last.pt"), read_checkpoint(clean_run / "last.pt")
