@@ -121,6 +121,8 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
     if serve_mode:
         from medcam.inference.serve import serve
 
+        if hasattr(sys.stdin, "reconfigure"):  # undecodable bytes become U+FFFD: that request fails, not the service
+            sys.stdin.reconfigure(errors="replace")
         serve(explainer, sys.stdin, sys.stdout, default_out=out_dir)
         return
     failed = _run_batch(explainer, paths, out_dir, as_json, quiet)

@@ -106,11 +106,12 @@ def _to_original(boxes: Any, factor: int, size: tuple[int, int]) -> Tensor:
     return (b * factor).clamp(min=0).minimum(torch.tensor([w0, h0, w0, h0], dtype=torch.float32))
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
     """A one-line reason for a fail record: medcam's own message, or the exception type and message."""
+    text = " ".join(str(err).split())
     if isinstance(err, (MedcamError, FileNotFoundError)):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}"
 
 
 class Explainer:
@@ -416,7 +417,7 @@ class Explainer:
             if os.environ.get("MEDCAM_DEBUG"):
                 traceback.print_exc()
             method = options.get("method")
-            return fail_record(label, _reason(err), method if isinstance(method, str) else self.method_label)
+            return fail_record(label, failure_reason(err), method if isinstance(method, str) else self.method_label)
 
     @property
     def method_label(self) -> str:
