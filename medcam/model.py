@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .errors import ImageValueError, ShapeError
+from .errors import ImageValueError, PluginError, ShapeError
 from .features import FeatureInfo
 
 __all__ = ["ModelOutput", "MedcamModel", "MedcamSegmenter", "check_images", "check_pixel_values", "INPUT_RANGE"]
@@ -208,7 +208,9 @@ class MedcamModel(_Normalized):
         features = self.forward_features(images)
         out = self.head(features, labels=labels)
         if not isinstance(out, ModelOutput):
-            raise TypeError(f"head {type(self.head).__name__} returned {type(out).__name__}, not ModelOutput")
+            name = (self.spec.get("head") or {}).get("name", "?")
+            raise PluginError(f"head '{name}' ({type(self.head).__name__}) returned {type(out).__name__}, not "
+                              f"ModelOutput (the head contract: docs/architecture.md)")
         if return_features:
             out.features = features
         return out
@@ -244,7 +246,10 @@ class MedcamSegmenter(_Normalized):
         """Mask logits ``(B, num_classes, H, W)``."""
         logits = self.net(self.normalize(images))
         if not isinstance(logits, Tensor) or logits.dim() != 4:
-            raise TypeError(f"segmenter {type(self.net).__name__} must return (B, K, H, W) logits")
+            got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            name = (self.spec.get("segmenter") or {}).get("name", "?")
+            raise PluginError(f"segmenter '{name}' ({type(self.net).__name__}) must return (B, K, H, W) logits, "
+                              f"got {got}")
         return logits
 
     @torch.no_grad()

@@ -347,6 +347,9 @@ class Registry(Generic[T]):
         except Exception as err:  # any failure inside a plugin's import is attributed to it
             entry.error = err
             raise self._plugin_error(entry, err) from err
+        if not callable(obj) and not isinstance(obj, Mapping):  # a factory, or a preset (a spec mapping)
+            entry.error = TypeError(f"it names an object of type {type(obj).__name__}, not a factory or a preset")
+            raise self._plugin_error(entry, entry.error)
         entry.obj, entry.loaded = obj, True
         return obj
 
