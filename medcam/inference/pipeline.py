@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from ..errors import AttributionError, CheckpointError, DataError, MedcamError, UnknownNameError
 from ..limits import RENDER_SIZE
+from ..viz import to_rgb
 from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
@@ -355,12 +356,13 @@ class Explainer:
         attr_boxes = map_boxes(heatmap, cut, mode="all")
         picture = self._picture(source, prep, factor)
         del prep
+        rgb = to_rgb(picture)  # once, for both overlays
         mask = mask_picture = None
         boxes, source_name = attr_boxes, "attribution"
         if self.segmenter is not None:
             mask, boxes = self._segment(source, factor, mask_threshold)
             source_name = "segmenter"
-            mask_picture = mask_overlay(picture, mask, boxes)
+            mask_picture = mask_overlay(rgb, mask, boxes)
         record = ok_record(
             image=_name_of(image, name), diagnosis=names[int(probs.argmax())],
             probabilities={n: float(p) for n, p in zip(names, probs.tolist())}, method=built.name,
@@ -369,7 +371,7 @@ class Explainer:
             image_size=(h0, w0))
         return Explanation(record=record, original=picture, heatmap=heatmap,
                            saliency=saliency_image(heatmap, self.cmap),
-                           overlay=attribution_overlay(picture, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),
+                           overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),
                            mask=mask, mask_overlay=mask_picture, factor=factor)
 
     @torch.no_grad()
