@@ -9,7 +9,8 @@ the defaults in its help without loading numpy or torch.
 """
 from __future__ import annotations
 
-__all__ = ["MAX_PIXELS", "REDUCE_ABOVE_PIXELS", "RENDER_SIZE", "MAX_CLASSES", "MAX_IN_CHANS", "MAX_REQUEST_CHARS"]
+__all__ = ["MAX_PIXELS", "REDUCE_ABOVE_PIXELS", "RENDER_SIZE", "MAX_CLASSES", "MAX_IN_CHANS", "MAX_REQUEST_CHARS",
+           "APP_FILE_LIFETIME_S"]
 
 #: Pixels (height x width) of an image file or array medcam reads: 50 million (about 7000 x 7000),
 #: well below Pillow's own decompression-bomb limit of 179 million. A file over it is refused from
@@ -33,3 +34,7 @@ MAX_IN_CHANS = 256
 #: Characters of one request line of ``medcam explain --serve`` (1 MiB); a longer line is answered
 #: with a fail record and skipped without being held in memory.
 MAX_REQUEST_CHARS = 1 << 20
+
+#: Seconds the web app keeps an upload and the pictures it served in Gradio's cache; older files are
+#: deleted (checked every half hour), so a long-running app does not fill its temporary folder.
+APP_FILE_LIFETIME_S = 3600

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..limits import APP_FILE_LIFETIME_S
 from . import require_gradio
 
 __all__ = ["build_app", "launch", "upload_error", "ELEMENT_IDS"]
@@ -139,7 +140,8 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
         return (record["probabilities"], result.overlay, result.mask_overlay, _boxes_text(record), record,
                 gr.DownloadButton(value=str(json_path), interactive=True))
 
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    lifetime = APP_FILE_LIFETIME_S  # uploads and served pictures are deleted after this (a long-running app)
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(lifetime // 2, lifetime)) as blocks:
         gr.Markdown(f"# {title}\n{_model_summary(explainer, checkpoint)}")
         with gr.Row():
             with gr.Column(scale=1):

@@ -74,3 +74,17 @@ def test_bad_upload_gets_medcams_reason_without_server_paths(app, tmp_path, make
     assert "Could not preprocess" not in message and "/tmp" not in message and "gradio" not in message.lower()
     ok = _ask(app, write_png(tmp_path / "good.png", 80, 96))  # the app goes on
     assert ok[0]["label"] in ("normal", "benign", "malignant")
+
+
+def test_a_long_running_app_deletes_its_old_temporary_files(tmp_path):
+    """Uploads and served pictures older than APP_FILE_LIFETIME_S are deleted, checked twice per lifetime."""
+    pytest.importorskip("gradio", reason="the [app] extra is not installed (pip install -e '.[app]')")
+    import medcam
+    from medcam.app import build_app
+    from medcam.inference import Explainer
+    from medcam.limits import APP_FILE_LIFETIME_S
+
+    from _reliability import TINY_SPEC
+
+    blocks = build_app(Explainer(medcam.build_model(TINY_SPEC)), work_dir=tmp_path)
+    assert blocks.delete_cache == (APP_FILE_LIFETIME_S // 2, APP_FILE_LIFETIME_S)
