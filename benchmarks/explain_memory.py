@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_inputs import default_checkpoint, disc_image  # next to this script
+
 #: (label, height, width, PIL mode, format, extra options) of every case, the baseline first.
 CASES = [
     ("baseline 256 px", 256, 256, "L", "PNG", []),
@@ -38,18 +40,6 @@ CASES = [
     ("12000 px grey, default limit", 12000, 12000, "L", "PNG", []),
     ("12000 px grey, --max-pixels 150M", 12000, 12000, "L", "PNG", ["--max-pixels", "150M"]),
 ]
-
-
-def write_image(path: Path, height: int, width: int, mode: str, fmt: str) -> Path:
-    """A bright disc on a dark background: compresses to a small file whatever the pixel count."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new(mode, (width, height), 20 if mode == "L" else (20, 30, 40))
-    draw = ImageDraw.Draw(img)
-    fill = 200 if mode == "L" else (200, 180, 160)
-    draw.ellipse((width // 3, height // 3, width // 2, height // 2), fill=fill)
-    img.save(path, format=fmt, **({"quality": 90} if fmt == "JPEG" else {"optimize": True}))
-    return path
 
 
 def peak_of(cmd: list[str]) -> tuple[int, float, float, str]:
@@ -74,16 +64,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="medcam-explain-memory-") as tmp:
         root = Path(tmp)
-        checkpoint = args.checkpoint
-        if checkpoint is None:
-            import medcam
-
-            model = medcam.build_model({"backbone": {"name": "resnet18", "pretrained": False}, "num_classes": 3,
-                                        "class_names": ["normal", "benign", "malignant"]})
-            checkpoint = str(medcam.save(model, root / "resnet18.pt"))
+        checkpoint = args.checkpoint or default_checkpoint(root)
         rows = []
         for label, h, w, mode, fmt, extra in CASES:
-            image = write_image(root / f"{h}x{w}_{mode}.{fmt.lower()}", h, w, mode, fmt)
+            image = disc_image(root / f"{h}x{w}_{mode}.{fmt.lower()}", h, w, mode, fmt)
             cmd = [sys.executable, "-m", "medcam", "explain", checkpoint, str(image), "--out", str(root / "out"),
                    "--quiet", *extra] + (["--render-size", str(args.render_size)] if args.render_size else [])
             code, peak, wall, line = peak_of(cmd)

@@ -27,40 +27,20 @@ import queue
 import random
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bench_inputs import default_checkpoint, disc_image, header_only_png  # next to this script
+
 
 # ---------------------------------------------------------------------- inputs
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def header_only_png(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims ``width x height`` followed by a few bytes: a decompression bomb's shape."""
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
-    return path
-
-
-def disc_png(path: Path, height: int, width: int) -> Path:
-    from PIL import Image, ImageDraw
-
-    img = Image.new("L", (width, height), 20)
-    ImageDraw.Draw(img).ellipse((width // 3, height // 3, width // 2, height // 2), fill=200)
-    img.save(path, optimize=True)
-    return path
-
-
 @dataclass
 class Case:
     """One kind of request: its name, what to send, and what the answer must say."""
@@ -77,13 +57,13 @@ def make_cases(root: Path, good_images: list[Path]) -> tuple[list[Case], list[Ca
     root.mkdir(parents=True, exist_ok=True)
     (root / "empty.png").write_bytes(b"")
     (root / "text.png").write_text("not an image")
-    truncated = disc_png(root / "truncated.png", 300, 300)
+    truncated = disc_image(root / "truncated.png", 300, 300)
     truncated.write_bytes(truncated.read_bytes()[:200])
     blocker = root / "a_file"
     blocker.write_text("x")
     files = [Case(f"good {p.name}", True, p) for p in good_images]
     files += [
-        Case("huge but allowed (6000 x 6000, 36 Mpx)", True, disc_png(root / "huge.png", 6000, 6000)),
+        Case("huge but allowed (6000 x 6000, 36 Mpx)", True, disc_image(root / "huge.png", 6000, 6000)),
         Case("missing file", False, root / "missing.png", expect="image file not found"),
         Case("empty file", False, root / "empty.png", expect="empty file"),
         Case("text named .png", False, root / "text.png", expect="not a readable image"),
@@ -92,7 +72,7 @@ def make_cases(root: Path, good_images: list[Path]) -> tuple[list[Case], list[Ca
              expect="more than the limit"),
         Case("decompression bomb (30000 x 30000 header)", False, header_only_png(root / "bomb.png", 30000, 30000),
              expect="more than the limit"),
-        Case("too thin (6 x 400)", False, disc_png(root / "thin.png", 6, 400), expect="wrong size"),
+        Case("too thin (6 x 400)", False, disc_image(root / "thin.png", 6, 400), expect="wrong size"),
     ]
     good = str(good_images[0])
     lines = [
@@ -290,19 +270,13 @@ def main() -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="medcam-soak-") as tmp:
         work = Path(tmp)
-        checkpoint = args.checkpoint
-        if checkpoint is None:
-            import medcam
-
-            model = medcam.build_model({"backbone": {"name": "resnet18", "pretrained": False}, "num_classes": 3,
-                                        "class_names": ["normal", "benign", "malignant"]})
-            checkpoint = str(medcam.save(model, work / "resnet18.pt"))
+        checkpoint = args.checkpoint or default_checkpoint(work)
         if args.data:
             from medcam.inference import collect_images
 
             good = collect_images([args.data], exclude=["*_mask*"])[:20]
         else:
-            good = [disc_png(work / f"good{i}.png", 500, 600) for i in range(3)]
+            good = [disc_image(work / f"good{i}.png", 500, 600) for i in range(3)]
         files, lines = make_cases(work / "inputs", good)
         failed = False
         runs: list[tuple[str, Callable[[], Tally]]] = []

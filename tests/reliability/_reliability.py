@@ -1,6 +1,8 @@
 """Helpers of the bad-input table (tests/reliability), imported by its test modules."""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +30,17 @@ def write_png(path: Path, height: int, width: int, mode: str = "L") -> Path:
     draw.ellipse((width // 3, height // 3, width // 2, height // 2), fill=200 if mode == "L" else (200, 200, 200))
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
+    return path
+
+
+def header_only_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width x height`` (8-bit grey) followed by a few bytes of pixel data:
+    what a decompression bomb looks like to a reader that trusts the header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
     return path
 
 

@@ -7,24 +7,13 @@ page calls), with gradio_client; the browser test is tests/app/test_gradio_app.p
 from __future__ import annotations
 
 import socket
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 
-from _reliability import write_png
+from _reliability import header_only_png, write_png
 
 pytestmark = pytest.mark.slow
-
-
-def _header_only_png(path: Path, width: int, height: int) -> Path:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +46,8 @@ def _ask(app, path: Path):
 
 UPLOADS = [
     pytest.param(lambda p: (p.write_text("hello"), p)[1], "not a readable image", id="text-file"),
-    pytest.param(lambda p: _header_only_png(p, 9000, 9000), "more than the limit", id="over-pixel-limit"),
-    pytest.param(lambda p: _header_only_png(p, 30000, 30000), "more than the limit", id="decompression-bomb"),
+    pytest.param(lambda p: header_only_png(p, 9000, 9000), "more than the limit", id="over-pixel-limit"),
+    pytest.param(lambda p: header_only_png(p, 30000, 30000), "more than the limit", id="decompression-bomb"),
     pytest.param(lambda p: write_png(p, 6, 400), "wrong size", id="too-thin"),
 ]
 
