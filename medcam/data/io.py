@@ -197,14 +197,17 @@ def _pixels(img, where: str) -> np.ndarray:
     if mode == "1":
         out = arr.astype(np.float32)
     elif arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / 255.0
+        out = arr.astype(np.float32)
+        out /= 255.0  # in place: one float copy of a large image, not two
     elif arr.dtype.kind == "u" and arr.dtype.itemsize == 2:
-        out = arr.astype(np.float32) / 65535.0
+        out = arr.astype(np.float32)
+        out /= 65535.0
     elif np.issubdtype(arr.dtype, np.integer):
         # Pillow opens some 16-bit files as 32-bit "I"; values beyond 16 bits are not images we can scale
         if arr.min() < 0 or arr.max() > 65535:
             raise DataError(f"{where}: integer pixel values outside [0, 65535] (min {arr.min()}, max {arr.max()})")
-        out = arr.astype(np.float32) / 65535.0
+        out = arr.astype(np.float32)
+        out /= 65535.0
     elif np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
         if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:

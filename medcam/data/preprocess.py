@@ -365,21 +365,35 @@ class PreparedImage:
     Attributes:
         image: ``(1, C, H, W)`` float32 in [0, 1] (the model normalizes).
         geometry: original (full size) <-> model-input coordinates (:class:`Geometry`).
-        original: ``(h, w, C)`` float32 in [0, 1], the image as read: ``(H0, W0)``,
-            or ``ceil((H0, W0) / factor)`` for huge images reduced on load.
-        prepared: ``(h, w, C)`` after rolling-ball subtraction (``original``
-            itself when the spec has no ``rolling_ball_radius``).
+        compact: ``(h, w, c)`` float32 in [0, 1], the image as read with the fewest
+            channels (1 for grey sources; see :func:`load_compact`): ``(H0, W0)``, or
+            ``ceil((H0, W0) / factor)`` for huge images reduced on load.
+        compact_prepared: ``compact`` after rolling-ball subtraction (``compact`` itself without it).
         path: the file it came from, if any.
+        settings: the preprocessing (``settings.channels`` = C).
         factor: the reduction on load (:meth:`Preprocess.reduction`; 1 = full size).
+
+    ``original`` and ``prepared`` give them with the model's C channels (grey
+    replicated), made when asked for: the compact form is what is kept.
     """
 
     image: Tensor
     geometry: Geometry
-    original: np.ndarray
-    prepared: np.ndarray
+    compact: np.ndarray
+    compact_prepared: np.ndarray
     path: str | None = None
     settings: Preprocess = field(default_factory=Preprocess)
     factor: int = 1
+
+    @property
+    def original(self) -> np.ndarray:
+        """``(h, w, C)`` float32 in [0, 1]: the image as read, with the model's channels."""
+        return to_channels(self.compact, self.settings.channels)
+
+    @property
+    def prepared(self) -> np.ndarray:
+        """``(h, w, C)`` after rolling-ball subtraction (equal to :attr:`original` without it)."""
+        return to_channels(self.compact_prepared, self.settings.channels)
 
 
 def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = None, *,
@@ -417,9 +431,6 @@ def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = 
     geometry = geometry.shifted(offset, pre.size)
     if factor > 1:
         geometry = geometry.after_reduction(factor, full_size)
-    same = prepared is original
-    original = to_channels(original, pre.channels)
-    prepared = original if same else to_channels(prepared, pre.channels)
     return PreparedImage(expand_channels(fitted, pre.channels)[None].contiguous(), geometry, original, prepared,
                          path, pre, factor)
 

@@ -307,9 +307,9 @@ class Explainer:
         from ..data.io import read_image, reduce_array, to_channels
 
         if prep.factor == factor:
-            base = prep.original
+            base = prep.compact
         elif prep.factor == 1:
-            base = reduce_array(prep.original, factor)
+            base = reduce_array(prep.compact, factor)
         elif isinstance(source, Path):  # a huge file, read reduced for the model: read again for the picture
             base = read_image(source, reduce=factor, max_pixels=self.max_pixels)
         else:
