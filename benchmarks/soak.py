@@ -130,6 +130,13 @@ class Tally:
         else:
             self.unexpected.append(f"{case.name}: {'ok' if ok else 'fail'}: {reason[:200]}")
 
+    def by_minute(self) -> str:
+        """The largest resident MB sampled in each minute, in order: whether memory creeps or settles."""
+        peaks: dict[int, float] = {}
+        for t, mb in self.rss:
+            peaks[int(t // 60)] = max(mb, peaks.get(int(t // 60), 0.0))
+        return " ".join(f"{peaks[m]:.0f}" for m in sorted(peaks))
+
     def report(self, title: str, minutes: float) -> str:
         secs = sorted(self.seconds) or [0.0]
         p95 = secs[min(len(secs) - 1, int(0.95 * len(secs)))]
@@ -266,6 +273,7 @@ def main() -> int:
                                        "(default: generated 500 x 600 images)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one answer")
+    parser.add_argument("--rss-csv", help="also write the service's resident memory samples (mode,seconds,MB) here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="medcam-soak-") as tmp:
@@ -285,10 +293,16 @@ def main() -> int:
                                                                        work, args.timeout)))
         if args.mode in ("app", "both"):
             runs.append(("medcam app", lambda: soak_app(checkpoint, files, args.minutes, rng, work, args.timeout)))
+        samples = []
         for title, run in runs:
             tally = run()
             print(tally.report(title, args.minutes), flush=True)
+            print(f"  resident MB by minute: {tally.by_minute()}", flush=True)
+            samples += [(title, t, mb) for t, mb in tally.rss]
             failed = failed or bool(tally.unexpected) or tally.answered < tally.sent
+        if args.rss_csv:
+            Path(args.rss_csv).write_text("service,seconds,rss_mb\n" + "".join(f"{m},{t:.1f},{mb:.1f}\n"
+                                                                               for m, t, mb in samples))
     return 1 if failed else 0
 
 
