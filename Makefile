@@ -4,7 +4,7 @@ PYTHON  ?= python3
 DATA    ?= ../shared/data/busi
 BIN      = $(VENV)/bin
 
-.PHONY: install demo test reinstall
+.PHONY: install demo test reliability reinstall
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -20,6 +20,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the bad-input suite alone (docs/guarantees.md); `make test` runs it too
+reliability: install
+	$(BIN)/python -m pytest tests/reliability -q
 
 # after editing entry points in pyproject.toml (metadata only, no downloads)
 reinstall:

@@ -54,7 +54,7 @@ from .attribution_context import AttributionContext
 from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, logits_of,
                                  model_device, normalize_maps, preserved_state, replace_output, resize_maps,
                                  resolve_layer, resolve_targets)
-from .errors import ShapeError, SpecError
+from .errors import AttributionError, ShapeError, SpecError
 from .model import MedcamModel, ModelOutput
 
 __all__ = [
@@ -122,7 +122,7 @@ class Attribution(abc.ABC):
 
     def channel_terms(self, ctx: AttributionContext) -> Tensor:
         """``(B, T, C, h, w)``: the per-channel terms whose sum is the map (eigen smoothing reads them)."""
-        raise ValueError(f"{self.name} has no per-channel terms, so eigen_smooth does not apply (it applies to "
+        raise AttributionError(f"{self.name} has no per-channel terms, so eigen_smooth does not apply (it applies to "
                          f"methods whose map sums terms over channels, such as gradcam or layercam)")
 
     def eigen_maps(self, ctx: AttributionContext) -> Tensor:
@@ -187,7 +187,7 @@ class Attribution(abc.ABC):
         images = check_attribution_input(model, images)
         images = images.to(model_device(model, images.device))
         if not self.uses_layer and chosen is not None:
-            raise ValueError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
+            raise AttributionError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
         target_layer = resolve_layer(model, chosen, self.default_level(model)) if self.uses_layer else None
         with contextlib.ExitStack() as stack:
             if torch.is_inference_mode_enabled():
@@ -221,11 +221,11 @@ class Attribution(abc.ABC):
             raw / differentiable: as in :meth:`run` (differentiable defaults to True here).
         """
         if self.extra_passes:
-            raise ValueError(f"{self.name} re-runs the model for every channel; use run(model, images) instead")
+            raise AttributionError(f"{self.name} re-runs the model for every channel; use run(model, images) instead")
         if self.uses_layer and not output.features:
-            raise ValueError("from_output needs an output computed with return_features=True")
+            raise AttributionError("from_output needs an output computed with return_features=True")
         if not raw and size is None:
-            raise ValueError("from_output needs size=(H, W) to resize the maps (or raw=True)")
+            raise AttributionError("from_output needs size=(H, W) to resize the maps (or raw=True)")
         logits = logits_of(output)
         if layer is None and model is not None:
             layer = self.default_level(model)
@@ -238,7 +238,7 @@ class Attribution(abc.ABC):
             n = len(output.features)
             level = n - 1 if layer is None else layer
             if not -n <= level < n:
-                raise ValueError(f"layer={level} is out of range for {n} feature levels")
+                raise AttributionError(f"layer={level} is out of range for {n} feature levels")
             level %= n
             activations = output.features[level]
             target_layer = TargetLayer(name=f"level {level}", level=level)
@@ -317,7 +317,7 @@ class Attribution(abc.ABC):
 def _single_output(outputs: list[Any], name: str) -> Tensor:
     if len(outputs) != 1:
         how = "never ran" if not outputs else f"ran {len(outputs)} times"
-        raise ValueError(f"layer '{name}' {how} during the forward pass; choose a module that runs exactly once")
+        raise AttributionError(f"layer '{name}' {how} during the forward pass; choose a module that runs exactly once")
     out = outputs[0]
     if not isinstance(out, Tensor) or out.dim() != 4:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

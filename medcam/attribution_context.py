@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .attribution_inputs import TargetLayer, capture_output, logits_of, replace_output
+from .errors import AttributionError
 from .model import MedcamModel
 
 __all__ = ["AttributionContext"]
@@ -157,7 +158,7 @@ class AttributionContext:
         if level < len(self.features) - 1:
             forward_from = getattr(model.backbone, "forward_from", None)
             if forward_from is None:
-                raise ValueError(f"re-scoring level {level} needs the backbone to implement forward_from() "
+                raise AttributionError(f"re-scoring level {level} needs the backbone to implement forward_from() "
                                  f"(its later levels depend on it); use the last level or a module name")
             later = list(forward_from(activations, level))
         return logits_of(model.head(earlier + [activations] + later))

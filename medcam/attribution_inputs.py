@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ShapeError, UnknownNameError
-from .model import MedcamModel, check_images
+from .errors import AttributionError, ShapeError, UnknownNameError
+from .model import MedcamModel, check_images, check_pixel_values
 
 __all__ = ["TargetLike", "normalize_maps", "resize_maps", "logits_of", "resolve_targets", "TargetLayer",
            "resolve_layer", "capture_output", "replace_output", "preserved_state", "model_device",
@@ -85,38 +85,38 @@ def resolve_targets(target: TargetLike, batch: int, num_classes: int,
 
     Raises:
         ShapeError: a per-image target whose length is not ``B``.
-        ValueError: a class outside ``[0, K)`` or a non-integer target.
+        AttributionError (a ValueError): a class outside ``[0, K)`` or a non-integer target.
     """
     device = logits.device if logits is not None else None
     if target is None:
         if logits is None:
-            raise ValueError("target=None needs the logits (the predicted class)")
+            raise AttributionError("target=None needs the logits (the predicted class)")
         return logits.detach().argmax(1, keepdim=True), False
     if isinstance(target, str):
         if target != "all":
-            raise ValueError(f"target must be None, a class index, one per image, a (B, T) table or 'all', "
+            raise AttributionError(f"target must be None, a class index, one per image, a (B, T) table or 'all', "
                              f"got {target!r}")
         table = torch.arange(num_classes, device=device).expand(batch, num_classes)
         return table.clone(), True
     if isinstance(target, bool):
-        raise ValueError(f"target must be a class index, got {target!r}")
+        raise AttributionError(f"target must be a class index, got {target!r}")
     if isinstance(target, int):
         table = torch.full((batch, 1), int(target), dtype=torch.long, device=device)
         several = False
     else:
         if isinstance(target, Tensor):
             if target.is_floating_point() or target.dtype == torch.bool:
-                raise ValueError(f"target must hold integer class indices, got a {target.dtype} tensor "
+                raise AttributionError(f"target must hold integer class indices, got a {target.dtype} tensor "
                                  f"(for multi-hot labels pass the class indices, e.g. a (B, T) table, or 'all')")
             raw = target.detach().long()
         else:
             try:
                 raw = torch.as_tensor(target)
             except (ValueError, TypeError) as err:
-                raise ValueError(f"target must be a class index, one per image, or a (B, T) table with the same "
+                raise AttributionError(f"target must be a class index, one per image, or a (B, T) table with the same "
                                  f"number of classes for every image; got {target!r}") from err
             if raw.is_floating_point() or raw.dtype == torch.bool:
-                raise ValueError(f"target must hold integer class indices, got {target!r}")
+                raise AttributionError(f"target must hold integer class indices, got {target!r}")
             raw = raw.long()
         if raw.dim() == 0:
             table, several = raw.view(1, 1).expand(batch, 1).clone(), False
@@ -135,7 +135,7 @@ def resolve_targets(target: TargetLike, batch: int, num_classes: int,
     bad = (table < 0) | (table >= num_classes)
     if bool(bad.any()):
         value = int(table[bad][0])
-        raise ValueError(f"target class {value} is out of range: the model has {num_classes} classes "
+        raise AttributionError(f"target class {value} is out of range: the model has {num_classes} classes "
                          f"(valid: 0..{num_classes - 1})")
     return table, several
 
@@ -171,29 +171,29 @@ def resolve_layer(model: nn.Module, layer: int | str | nn.Module | None,
 
     Raises:
         UnknownNameError: an unknown module name, with close matches.
-        ValueError: a level out of range, or ``None`` for a model without backbone levels.
+        AttributionError (a ValueError): a level out of range, or ``None`` for a model without backbone levels.
     """
     is_medcam = isinstance(model, MedcamModel)
     if layer is None:
         if not is_medcam:
-            raise ValueError(f"{type(model).__name__} has no backbone feature levels; pass layer='<module name>' "
+            raise AttributionError(f"{type(model).__name__} has no backbone feature levels; pass layer='<module name>' "
                              f"(one of model.named_modules())")
         level = model.feature_info.cam_level if default_level is None else default_level
         return _level_layer(model, level)
     if isinstance(layer, bool):
-        raise ValueError(f"layer must be a level index, a module name or a module, got {layer!r}")
+        raise AttributionError(f"layer must be a level index, a module name or a module, got {layer!r}")
     if isinstance(layer, int):
         if not is_medcam:
-            raise ValueError(f"layer={layer}: level indices need a MedcamModel; pass a module name instead")
+            raise AttributionError(f"layer={layer}: level indices need a MedcamModel; pass a module name instead")
         n = len(model.feature_info)
         if not -n <= layer < n:
-            raise ValueError(f"layer={layer} is out of range: the backbone has {n} levels (0..{n - 1})")
+            raise AttributionError(f"layer={layer} is out of range: the backbone has {n} levels (0..{n - 1})")
         return _level_layer(model, layer % n)
     modules = dict(model.named_modules())
     if isinstance(layer, nn.Module):
         names = [n for n, m in modules.items() if m is layer]
         if not names:
-            raise ValueError(f"layer {type(layer).__name__} is not a submodule of the model")
+            raise AttributionError(f"layer {type(layer).__name__} is not a submodule of the model")
         name = names[0]
     elif isinstance(layer, str):
         name = layer.strip()
@@ -201,7 +201,7 @@ def resolve_layer(model: nn.Module, layer: int | str | nn.Module | None,
             raise UnknownNameError(f"unknown layer '{name}'{_layer_hint(name, [n for n in modules if n])} "
                                    f"(layer names are those of model.named_modules())")
     else:
-        raise ValueError(f"layer must be a level index, a module name or a module, got {type(layer).__name__}")
+        raise AttributionError(f"layer must be a level index, a module name or a module, got {type(layer).__name__}")
     if is_medcam and name in _level_names(model):
         return _level_layer(model, _level_names(model).index(name))
     return TargetLayer(name=name, module=modules[name])
@@ -260,9 +260,20 @@ def replace_output(module: nn.Module, value: Tensor) -> Iterator[None]:
 @contextlib.contextmanager
 def preserved_state(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
     """Run a block with ``model`` in eval mode (if asked) and restore, on exit, every
-    module's ``training`` flag and every parameter's ``requires_grad``."""
+    module's ``training`` flag and every parameter's ``requires_grad``.
+
+    With ``eval_mode=False`` the forward passes run in the model's own mode, so
+    training-mode BatchNorm normalizes with batch statistics; its running
+    statistics (every buffer of a module in training mode) are restored on exit,
+    since explaining is not training (perturbation methods would otherwise feed
+    hundreds of masked images into them).
+    """
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    saved: list[tuple[Tensor, Tensor]] = []
+    if not eval_mode:
+        saved = [(b, b.detach().clone()) for m in model.modules() if m.training
+                 for b in m.buffers(recurse=False)]
     try:
         if eval_mode:
             model.eval()
@@ -273,6 +284,9 @@ def preserved_state(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -284,7 +298,13 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
 
 
 def check_attribution_input(model: nn.Module, images: Any) -> Tensor:
+    """The images ``(B, C, H, W)`` after the shape, dtype and value checks, before any forward pass.
+
+    A :class:`MedcamModel` checks its ``input_range`` (default [0, 1]); for any
+    other module only finiteness is checked (its value convention is unknown).
+    """
     if isinstance(model, MedcamModel):
-        return check_images(images, model.in_chans)
+        check_images(images, model.in_chans)
+        return check_pixel_values(images, model.input_range)
     channels = images.shape[1] if isinstance(images, Tensor) and images.dim() == 4 else 3
-    return check_images(images, channels)
+    return check_pixel_values(check_images(images, channels), None)

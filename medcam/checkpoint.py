@@ -9,9 +9,15 @@ The file is a PyTorch zip archive holding only tensors and plain containers::
      "sha256": "<digest of everything above>"}
 
 Loading uses ``torch.load(weights_only=True)``, which refuses to unpickle
-arbitrary Python objects; the digest detects files altered after saving.
-Writes go to a temporary file that is renamed into place, so a crash never
-leaves a half-written checkpoint under the final name.
+arbitrary Python objects. The stored digest detects files that changed after
+saving by accident (a truncated copy, a flipped bit): it is **not** a defence
+against tampering, since whoever can rewrite the file can rewrite the digest
+too. To know a file is the one you expect, compare it with a digest you got
+from a trusted place: ``load(path, sha256="...")`` (``--sha256`` on the
+command line), the sha256 of the file's bytes as ``sha256sum`` prints it.
+Writes go to a temporary file that is renamed into place, so a crash or a full
+disk never leaves a half-written checkpoint under the final name (the previous
+file, if any, stays as it was).
 """
 from __future__ import annotations
 
@@ -28,10 +34,11 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputError
+from .outputs import describe_os_error
 
 __all__ = ["save", "load", "read_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION", "is_medcam_checkpoint",
-           "backbone_weights"]
+           "backbone_weights", "verify_sha256"]
 
 FORMAT = "medcam.checkpoint"
 FORMAT_VERSION = 1
@@ -121,10 +128,7 @@ def save(model: nn.Module, path: str | os.PathLike[str], *, training_state: Any 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write(payload, os.fdopen(fd, "wb"), target)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
@@ -135,18 +139,88 @@ def save(model: nn.Module, path: str | os.PathLike[str], *, training_state: Any 
     return target
 
 
-def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
+def _write(payload: Mapping[str, Any], handle: Any, target: Path) -> None:
+    """``torch.save`` into ``handle`` (then flushed, synced and closed); a failed write is an
+    :class:`OutputError` that says why (the disk is full, ...) instead of torch's "unexpected pos"."""
+    writer = _Writer(handle)
+    try:
+        torch.save(payload, writer)
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+    except (OSError, RuntimeError) as err:
+        cause = writer.error or (err if isinstance(err, OSError) else None)
+        try:
+            handle.close()
+        except OSError:  # the buffered rest cannot be written either
+            pass
+        if cause is None:
+            raise
+        raise OutputError(f"could not write checkpoint '{target}': {describe_os_error(cause)}; nothing was "
+                          f"written under that name") from err
+
+
+class _Writer:
+    """The file object ``torch.save`` writes through, remembering the OSError of a failed write
+    (torch turns it into a RuntimeError without the reason, e.g. the disk being full)."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:
+    """Check that the file's sha256 (of its bytes, as ``sha256sum`` prints it) is ``expected``.
+
+    Returns:
+        the digest (lowercase hex).
+
+    Raises:
+        CheckpointError: ``expected`` is not 64 hexadecimal characters, or the file's digest differs.
+    """
+    from .bench.provenance import file_digest
+
+    want = str(expected).strip().lower()
+    if len(want) != 64 or any(c not in "0123456789abcdef" for c in want):
+        raise CheckpointError(f"sha256: expected 64 hexadecimal characters (as sha256sum prints), got {expected!r}")
+    actual = file_digest(path)
+    if actual != want:
+        raise CheckpointError(f"'{path}' has sha256 {actual}, not the expected {want}: it is not the file you "
+                              f"expect (another file, a different version, or altered)")
+    return actual
+
+
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+                    sha256: str | None = None) -> Checkpoint:
     """Read and verify a checkpoint without building the model.
+
+    Args:
+        path: the file.
+        map_location: where tensors go.
+        sha256: the digest of the file's bytes you expect (from a trusted source); checked
+            before anything is unpickled. The stored digest alone detects corruption, not tampering.
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: not a medcam checkpoint, truncated or corrupt, altered
-            after saving, or holding Python objects other than tensors and plain
-            containers (a possibly malicious pickle).
+        CheckpointError: not a medcam checkpoint, truncated or corrupt, changed
+            after saving, holding Python objects other than tensors and plain
+            containers (a possibly malicious pickle), or not matching ``sha256``.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint '{p}' does not exist")
+    if sha256 is not None:
+        verify_sha256(p, sha256)
     if not zipfile.is_zipfile(p):
         raise CheckpointError(f"'{p}' is not a medcam checkpoint: not a PyTorch zip archive "
                               f"(truncated, or a different file format)")
@@ -166,7 +240,7 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     stored = payload.get("sha256")
     if stored != _checksum(payload):
         raise CheckpointError(f"'{p}' failed its integrity check: its content changed after it was saved "
-                              f"(tampered or corrupt)")
+                              f"(corrupt or altered); pass the file's expected sha256 to tell a trusted file")
     try:
         spec = json.loads(payload["spec"])
         metadata = json.loads(payload["metadata"])
@@ -217,7 +291,8 @@ def without_weight_sources(spec: Any) -> Any:
     return spec
 
 
-def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+         sha256: str | None = None) -> nn.Module:
     """Rebuild the model stored at ``path`` from its spec and load its weights.
 
     Returns the model in eval mode, with ``checkpoint_metadata`` (the saved
@@ -225,10 +300,15 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     that provide the spec's names. Weight sources in the spec (``pretrained``,
     ``checkpoint_path``) are not re-read: the checkpoint holds the weights.
     ``model.spec`` is the spec as saved.
+
+    ``sha256``: the file's expected digest (``sha256sum model.pt``), from a
+    source you trust; a different file raises :class:`CheckpointError` before
+    anything in it is read. The digest stored inside the file detects
+    corruption only: someone who can rewrite the file can rewrite it too.
     """
     from .build import build_model, build_segmenter
 
-    ckpt = read_checkpoint(path, map_location=map_location)
+    ckpt = read_checkpoint(path, map_location=map_location, sha256=sha256)
     builder = build_model if ckpt.kind == "model" else build_segmenter
     model = builder(without_weight_sources(ckpt.spec))
     model.spec = ckpt.spec

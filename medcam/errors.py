@@ -16,6 +16,9 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingError",
+    "ImageValueError",
+    "AttributionError",
+    "OutputError",
 ]
 
 
@@ -51,8 +54,20 @@ class DataError(MedcamError, ValueError):
 
 
 class CheckpointError(MedcamError, ValueError):
-    """A checkpoint file is not a medcam checkpoint, is truncated, tampered or unsafe."""
+    """A checkpoint file is not a medcam checkpoint, is truncated or corrupt, unsafe, or not the expected file."""
 
 
 class TrainingError(MedcamError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite); the message says what to change."""
+
+
+class ImageValueError(MedcamError, ValueError):
+    """An image tensor holds NaN or infinite values, or values outside [0, 1] (e.g. 0-255 floats)."""
+
+
+class AttributionError(MedcamError, ValueError):
+    """An attribution argument the model cannot satisfy: a target class or a layer it does not have."""
+
+
+class OutputError(MedcamError, OSError):
+    """An output file or folder cannot be written (a file where a folder is needed, the disk is full, ...)."""

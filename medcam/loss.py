@@ -38,8 +38,12 @@ class CompositeLoss(nn.Module):
 
     def __init__(self, terms: Sequence[tuple[str, float, nn.Module]]):
         super().__init__()
+        from .spec import check_loss_weight
+
         if not terms:
             raise ValueError("CompositeLoss needs at least one loss")
+        for name, weight, _ in terms:
+            check_loss_weight(weight, f"{name}.weight")
         names: list[str] = []
         for name, _, _ in terms:
             unique, k = name, 2

@@ -12,16 +12,22 @@ Both carry their fully resolved spec as ``.spec``, so
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .errors import ShapeError
+from .errors import ImageValueError, PluginError, ShapeError
 from .features import FeatureInfo
 
-__all__ = ["ModelOutput", "MedcamModel", "MedcamSegmenter", "check_images"]
+__all__ = ["ModelOutput", "MedcamModel", "MedcamSegmenter", "check_images", "check_pixel_values", "INPUT_RANGE"]
+
+#: The value range of model inputs (images in [0, 1]); ``model.input_range = None`` switches the range check off.
+INPUT_RANGE: tuple[float, float] = (0.0, 1.0)
+#: Slack of the range check for rounding (a resize that lands at 1.0000001 is still an image in [0, 1]).
+RANGE_SLACK = 1e-3
 
 
 @dataclass
@@ -75,10 +81,46 @@ def check_images(images: Any, in_chans: int, *, multiple: int = 1, what: str = "
     return images
 
 
+def check_pixel_values(images: Tensor, value_range: tuple[float, float] | None = INPUT_RANGE, *,
+                       what: str = "images") -> Tensor:
+    """Refuse NaN or infinite values and, unless ``value_range`` is None, values outside it.
+
+    One min/max pass over ``images`` (any shape). A batch of 0-255 floats, a
+    NaN from a broken loader or an already normalized batch would otherwise give
+    logits and maps that look valid.
+
+    Raises:
+        ImageValueError: naming the problem, the observed min/max, and how to switch the range check off.
+    """
+    if images.numel() == 0:
+        return images
+    with torch.no_grad():
+        low, high = (float(v) for v in torch.aminmax(images.detach()))
+    if math.isnan(low) or math.isnan(high):
+        raise ImageValueError(f"{what} contain NaN values; images must be finite floats in [0, 1]")
+    if math.isinf(low) or math.isinf(high):
+        raise ImageValueError(f"{what} contain infinite values (min {low}, max {high}); images must be finite "
+                              f"floats in [0, 1]")
+    if value_range is not None:
+        lo, hi = value_range
+        if low < lo - RANGE_SLACK or high > hi + RANGE_SLACK:
+            hint = " (0-255 pixel values? divide by 255)" if high > 1.5 and low >= 0 else ""
+            raise ImageValueError(f"{what} have values outside [{lo:g}, {hi:g}]: min {low:.4g}, max {high:.4g}"
+                                  f"{hint}; the model normalizes with the spec's preprocess.mean/std itself. "
+                                  f"If you scale the images yourself, set model.input_range = None")
+    return images
+
+
 class _Normalized(nn.Module):
-    """Shared input handling: channel check and ``(x - mean) / std`` from the spec."""
+    """Shared input handling: channel, dtype and value checks and ``(x - mean) / std`` from the spec.
+
+    ``input_range``: the accepted value range of the images, ``(0, 1)``; None
+    skips the range check (for callers who scale images themselves); NaN and
+    infinite values are refused either way.
+    """
 
     spec: dict[str, Any]
+    input_range: tuple[float, float] | None = INPUT_RANGE
 
     def _setup_normalization(self, spec: Mapping[str, Any]) -> None:
         pre = spec["preprocess"]
@@ -97,9 +139,17 @@ class _Normalized(nn.Module):
         return int(h), int(w)
 
     def normalize(self, images: Tensor) -> Tensor:
-        """``(images - mean) / std`` for images ``(B, C, H, W)`` in [0, 1]."""
+        """``(images - mean) / std`` for images ``(B, C, H, W)`` in [0, 1].
+
+        Images of another floating dtype (float64, float16, bfloat16) are cast
+        to the model's dtype first, so they give the answer of the same values
+        in float32 instead of a dtype error deep inside a convolution.
+        """
         check_images(images, self.in_chans)
-        return (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
+        check_pixel_values(images, self.input_range)
+        if images.dtype != self.pixel_mean.dtype:
+            images = images.to(self.pixel_mean.dtype)
+        return (images - self.pixel_mean) / self.pixel_std
 
 
 class MedcamModel(_Normalized):
@@ -158,7 +208,9 @@ class MedcamModel(_Normalized):
         features = self.forward_features(images)
         out = self.head(features, labels=labels)
         if not isinstance(out, ModelOutput):
-            raise TypeError(f"head {type(self.head).__name__} returned {type(out).__name__}, not ModelOutput")
+            name = (self.spec.get("head") or {}).get("name", "?")
+            raise PluginError(f"head '{name}' ({type(self.head).__name__}) returned {type(out).__name__}, not "
+                              f"ModelOutput (the head contract: docs/architecture.md)")
         if return_features:
             out.features = features
         return out
@@ -194,7 +246,10 @@ class MedcamSegmenter(_Normalized):
         """Mask logits ``(B, num_classes, H, W)``."""
         logits = self.net(self.normalize(images))
         if not isinstance(logits, Tensor) or logits.dim() != 4:
-            raise TypeError(f"segmenter {type(self.net).__name__} must return (B, K, H, W) logits")
+            got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            name = (self.spec.get("segmenter") or {}).get("name", "?")
+            raise PluginError(f"segmenter '{name}' ({type(self.net).__name__}) must return (B, K, H, W) logits, "
+                              f"got {got}")
         return logits
 
     @torch.no_grad()

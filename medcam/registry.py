@@ -170,6 +170,17 @@ def _distribution_name(ep: importlib_metadata.EntryPoint) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _factory_or_preset(obj: Any) -> bool:
+    """What most kinds register: a factory (callable) or a preset (a spec mapping)."""
+    return callable(obj) or isinstance(obj, Mapping)
+
+
+def _weights_source(obj: Any) -> bool:
+    from .weights import WeightsSource  # imported when a weights entry is loaded (weights imports this module)
+
+    return isinstance(obj, WeightsSource)
+
+
 class Registry(Generic[T]):
     """Name -> factory for one kind of part.
 
@@ -181,10 +192,15 @@ class Registry(Generic[T]):
         namespaces: allow ``prefix/name`` lookups, where the entry named
             ``prefix`` is a factory whose first argument is the rest of the name
             (``timm/convnext_tiny``).
+        accepts: what an entry point of this kind may name (default: a factory or a preset);
+            anything else is a :class:`PluginError` naming the package, described by ``accepts_what``.
     """
 
-    def __init__(self, kind: str, *, injected: Iterable[str] = (), namespaces: bool = False):
+    def __init__(self, kind: str, *, injected: Iterable[str] = (), namespaces: bool = False,
+                 accepts: Callable[[Any], bool] | None = None, accepts_what: str = "a factory or a preset"):
         self.kind = kind
+        self.accepts = accepts or _factory_or_preset
+        self.accepts_what = accepts_what
         self.singular = kind[:-2] if kind.endswith("sses") else kind[:-1] if kind.endswith("s") else kind
         self.group = f"medcam.{kind}"
         self.injected = tuple(injected)
@@ -350,6 +366,9 @@ class Registry(Generic[T]):
         except Exception as err:  # any failure inside a plugin's import is attributed to it
             entry.error = err
             raise self._plugin_error(entry, err) from err
+        if not self.accepts(obj):
+            entry.error = TypeError(f"it names an object of type {type(obj).__name__}, not {self.accepts_what}")
+            raise self._plugin_error(entry, entry.error)
         entry.obj, entry.loaded = obj, True
         return obj
 
@@ -449,7 +468,7 @@ losses: Registry[Any] = Registry("losses", injected=("num_classes", "multilabel"
 models: Registry[Preset] = Registry("models")
 metrics: Registry[Any] = Registry("metrics")
 #: pretrained weights sources (:class:`medcam.weights.WeightsSource`), declared per backbone
-weights: Registry[Any] = Registry("weights")
+weights: Registry[Any] = Registry("weights", accepts=_weights_source, accepts_what="a medcam.weights.WeightsSource")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, metrics, weights)

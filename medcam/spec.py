@@ -27,16 +27,19 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import PluginError, SpecError, UnknownNameError
+from .limits import MAX_CLASSES, MAX_IN_CHANS
 from .registry import Registry, did_you_mean, get_registry, models, normalize_name
 from .weights import default_normalization
 
 __all__ = [
     "MODEL_KEYS",
+    "check_loss_weight",
     "SEGMENTER_KEYS",
     "PREPROCESS_DEFAULTS",
     "load_spec",
@@ -102,6 +105,8 @@ def load_spec(source: Any) -> dict[str, Any]:
         return copy.deepcopy(dict(source))
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
+        if not text.strip():
+            raise SpecError("spec: empty name; give a preset name (medcam list models) or a YAML/JSON spec file")
         path = Path(text)
         is_file_name = path.suffix.lower() in (".yaml", ".yml", ".json")
         if path.is_file() or is_file_name:
@@ -218,7 +223,7 @@ def resolve_part(kind: str | Registry[Any], spec: Any, path: str, *, extra_keys:
         spec = {"name": spec}
     if not isinstance(spec, Mapping):
         raise SpecError(f"{path}: expected a {registry.singular} name or a mapping with 'name', got {spec!r}")
-    if "name" not in spec or not isinstance(spec["name"], str):
+    if "name" not in spec or not isinstance(spec["name"], str) or not spec["name"].strip():
         raise SpecError(f"{path}: missing 'name' (the {registry.singular} to build; medcam list {registry.kind})")
     name = normalize_name(spec["name"])
     try:
@@ -278,10 +283,22 @@ def _check_keys(spec: Mapping[str, Any], allowed: Mapping[str, str], where: str)
                             f"(keys: {', '.join(allowed)})")
 
 
-def _positive_int(value: Any, path: str) -> int:
+def _positive_int(value: Any, path: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"{path}: expected a positive integer, got {value!r}")
+    if most is not None and value > most:
+        raise SpecError(f"{path}: at most {most:,} is supported, got {value:,}")
     return value
+
+
+def check_loss_weight(value: Any, path: str) -> float:
+    """A loss's combination weight: a finite number >= 0 (a negative one would train towards a higher loss)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{path}: expected a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"{path}: must be finite and >= 0 (a negative weight trains towards a higher loss), "
+                        f"got {value!r}")
+    return float(value)
 
 
 def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
@@ -352,8 +369,8 @@ def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
     if "name" not in spec or spec["name"] is None:
         return spec
     name = spec["name"]
-    if not isinstance(name, str):
-        raise SpecError(f"name: expected a preset name, got {name!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(f"name: expected a preset name (medcam list models), got {name!r}")
     try:
         preset = models.get(name)
     except UnknownNameError as err:
@@ -380,8 +397,8 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
     if "num_classes" not in spec:
         raise SpecError("num_classes: missing (the number of classes the model predicts)")
-    num_classes = _positive_int(spec["num_classes"], "num_classes")
-    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans")
+    num_classes = _positive_int(spec["num_classes"], "num_classes", MAX_CLASSES)
+    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans", MAX_IN_CHANS)
     multilabel = spec.get("multilabel", False)
     if not isinstance(multilabel, bool):
         raise SpecError(f"multilabel: expected true or false, got {multilabel!r}")
@@ -391,6 +408,10 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
             raise SpecError(f"class_names: expected a list of strings, got {class_names!r}")
         if len(class_names) != num_classes:
             raise SpecError(f"class_names: {len(class_names)} names for num_classes={num_classes}")
+        repeated = sorted({c for c in class_names if class_names.count(c) > 1})
+        if repeated:
+            raise SpecError(f"class_names: '{repeated[0]}' appears twice; every class needs its own name "
+                            f"(answers map names to probabilities)")
     losses = spec.get("loss", [{"name": "ce"}])
     if isinstance(losses, (str, Mapping)):
         losses = [losses]
@@ -399,10 +420,8 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     resolved_losses = []
     for i, part in enumerate(losses):
         item = resolve_part("losses", part, f"loss[{i}]", extra_keys=("weight",))
-        weight = item.setdefault("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise SpecError(f"loss[{i}].weight: expected a number, got {weight!r}")
-        resolved_losses.append({"name": item.pop("name"), "weight": float(item.pop("weight")), **item})
+        weight = check_loss_weight(item.pop("weight", 1.0), f"loss[{i}].weight")
+        resolved_losses.append({"name": item.pop("name"), "weight": weight, **item})
     attribution = spec.get("attribution")
     out: dict[str, Any] = {}
     if spec.get("name"):
@@ -451,10 +470,10 @@ def resolve_segmenter_spec(source: Any) -> dict[str, Any]:
         spec = {k: v for k, v in spec.items() if k in SEGMENTER_KEYS}
         spec["segmenter"] = part
     _check_keys(spec, SEGMENTER_KEYS, "")
-    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans")
+    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans", MAX_IN_CHANS)
     return {
         "segmenter": resolve_part("segmenters", spec["segmenter"], "segmenter"),
         "in_chans": in_chans,
-        "num_classes": _positive_int(spec.get("num_classes", 1), "num_classes"),
+        "num_classes": _positive_int(spec.get("num_classes", 1), "num_classes", MAX_CLASSES),
         "preprocess": resolve_preprocess(spec.get("preprocess"), in_chans),
     }

@@ -35,3 +35,20 @@ def _deterministic_torch():
 
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``medcam ARGS...`` through the real entry function: ``cli(*args) -> (exit code, stdout, stderr)``."""
+    from medcam.cli import main
+
+    def invoke(*args: object) -> tuple[int, str, str]:
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return invoke

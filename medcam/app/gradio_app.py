@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..limits import APP_FILE_LIFETIME_S
 from . import require_gradio
 
-__all__ = ["build_app", "launch", "ELEMENT_IDS"]
+__all__ = ["build_app", "launch", "upload_error", "ELEMENT_IDS"]
 
 #: HTML ids of the page's parts (used by the browser test and by custom CSS).
 ELEMENT_IDS = {
@@ -67,6 +68,37 @@ def _model_summary(explainer: Any, checkpoint: str | None) -> str:
             f"Research software: not a medical device.")
 
 
+def upload_error(err: BaseException, path: str | os.PathLike[str], name: str) -> str:
+    """The message shown for an upload that failed: medcam's one-line reason, starting with the file's
+    own name, the server's copy of the file (a temporary path) never named."""
+    from ..inference.pipeline import failure_reason
+
+    server_path = os.fspath(path)
+    text = failure_reason(err).replace(server_path, name).replace(os.path.dirname(server_path) + os.sep, "")
+    return text if text.startswith(f"{name}: ") else f"{name}: {text}"
+
+
+def _paths_unopened(image: Any) -> Any:
+    """Make a ``gr.Image`` (``type="filepath"``) hand the uploaded file's path over without opening it.
+
+    Gradio's own preprocessing opens every upload with Pillow first, so a file
+    that is not an image, or a decompression bomb, fails there with "Could not
+    preprocess input" and a server path; this way :meth:`Explainer.explain`
+    reads it, with medcam's checks (the pixel limit from the header) and
+    messages. (The instance's method is replaced: a subclass would make Gradio
+    write a ``.pyi`` stub next to this module.)
+    """
+    gradio_preprocess = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None or getattr(payload, "path", None) is None:
+            return gradio_preprocess(payload)  # data: URLs (pasted images) go through Gradio
+        return str(payload.path)
+
+    image.preprocess = preprocess
+    return image
+
+
 def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "medcam: explain an image",
               work_dir: str | os.PathLike[str] | None = None) -> Any:
     """The Gradio ``Blocks`` of the app.
@@ -101,19 +133,20 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
             result = explainer.explain(path, name=name, method=method, threshold=threshold,
                                        mask_threshold=mask_threshold if has_mask else None)
         except Exception as err:  # shown on the page, the app keeps running
-            raise gr.Error(f"{name}: {err}") from err
+            raise gr.Error(upload_error(err, path, name)) from err
         record = result.record
         json_path = out_dir / f"{Path(name).stem}_result_{timestamp()}.json"
         json_path.write_text(json.dumps(record, indent=2))
         return (record["probabilities"], result.overlay, result.mask_overlay, _boxes_text(record), record,
                 gr.DownloadButton(value=str(json_path), interactive=True))
 
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    lifetime = APP_FILE_LIFETIME_S  # uploads and served pictures are deleted after this (a long-running app)
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(lifetime // 2, lifetime)) as blocks:
         gr.Markdown(f"# {title}\n{_model_summary(explainer, checkpoint)}")
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload"],
-                                 elem_id=ELEMENT_IDS["input"])
+                image = _paths_unopened(gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload"],
+                                                 elem_id=ELEMENT_IDS["input"]))
                 method = gr.Dropdown(methods, value=current, label="Attribution method (medcam list attributions)",
                                      elem_id=ELEMENT_IDS["method"])
                 threshold = gr.Slider(0.0, 1.0, value=explainer.threshold, step=0.05,

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from medcam.limits import MAX_PIXELS, RENDER_SIZE
+
 #: Options shared by ``explain`` and ``app``: what to compute and how to preprocess.
 _RESIZE_MODES = ("square", "pad", "none")
 
@@ -15,6 +17,10 @@ def _common_options(func: Any) -> Any:
     options = [
         click.option("--segmenter", "segmenter_path", type=click.Path(dir_okay=False),
                      help="A segmenter checkpoint: adds the mask, and boxes come from its connected components."),
+        click.option("--sha256", metavar="HEX",
+                     help="Expected sha256 of CHECKPOINT's bytes (as sha256sum prints it, from a source you trust); "
+                          "another file is refused before it is read."),
+        click.option("--segmenter-sha256", metavar="HEX", help="Expected sha256 of the --segmenter file."),
         click.option("--method", help="Attribution method (medcam list attributions); default: the checkpoint's "
                                       "spec 'attribution', else gradcam."),
         click.option("--target", help="Class to explain (name or index); default: the predicted class."),
@@ -34,6 +40,12 @@ def _common_options(func: Any) -> Any:
         click.option("--downscale", type=click.FloatRange(min=1), help="Override preprocess.downscale (with --resize none)."),
         click.option("--min-size", type=click.IntRange(min=1), default=16, show_default=True,
                      help="Images smaller than this many pixels on a side fail with 'wrong size'."),
+        click.option("--max-pixels", metavar="N|NM", default=None,
+                     help=f"Images of more pixels (height x width) fail before they are decoded, e.g. 80M "
+                          f"(default: {MAX_PIXELS / 1e6:g}M)."),
+        click.option("--render-size", type=click.IntRange(min=16), default=RENDER_SIZE, show_default=True,
+                     help="Longest side of the pictures and maps; larger images are shown reduced "
+                          "(boxes stay in original pixels)."),
         click.option("--cmap", default="jet", show_default=True, help="Matplotlib colormap of the saliency map."),
         click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Weight of the map in the overlay."),
@@ -44,19 +56,22 @@ def _common_options(func: Any) -> Any:
     return func
 
 
-def _explainer(checkpoint: str, segmenter_path: str | None, method: str | None, target: str | None,
+def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, segmenter_sha256: str | None,
+               method: str | None, target: str | None,
                threshold: float, mask_threshold: float, rolling_ball: str | None, grey: bool, size: str | None,
-               resize: str | None, resize_to: str | None, downscale: float | None, min_size: int, cmap: str,
-               alpha: float, device: str) -> Any:
+               resize: str | None, resize_to: str | None, downscale: float | None, min_size: int,
+               max_pixels: str | None, render_size: int, cmap: str, alpha: float, device: str) -> Any:
     from medcam.inference.pipeline import Explainer
-    from medcam.inference.settings import parse_radius, parse_size
+    from medcam.inference.settings import parse_pixels, parse_radius, parse_size
 
     overrides = {"size": parse_size(size), "resize": resize, "resize_to": parse_size(resize_to, "--resize-to"),
                  "downscale": downscale, "rolling_ball_radius": parse_radius(rolling_ball)}
     try:
-        return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, method=method, target=target,
+        return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, sha256=sha256,
+                                         segmenter_sha256=segmenter_sha256, method=method, target=target,
                                          threshold=threshold, mask_threshold=mask_threshold, preprocess=overrides,
-                                         grey=grey, min_size=min_size, cmap=cmap, alpha=alpha)
+                                         grey=grey, min_size=min_size, max_pixels=parse_pixels(max_pixels),
+                                         render_size=render_size, cmap=cmap, alpha=alpha)
     except (ValueError, RuntimeError) as err:  # e.g. a target class out of range, CUDA asked but absent
         from medcam.errors import MedcamError
 
@@ -95,6 +110,9 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
         raise click.UsageError("--serve reads requests from stdin: give no IMAGE arguments")
     if not serve_mode and not images:
         raise click.UsageError("give one or more IMAGE files or folders (or --serve to read JSON requests from stdin)")
+    from medcam.outputs import output_folder
+
+    output_folder(out_dir, create=False)  # a file given as --out: one line now, not a failure per image
     paths = [] if serve_mode else collect_images(images, exclude)
     if not serve_mode and not paths:
         raise click.UsageError(f"no image files found in {', '.join(images)} (extensions: .png .jpg .jpeg .bmp "
@@ -103,6 +121,8 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
     if serve_mode:
         from medcam.inference.serve import serve
 
+        if hasattr(sys.stdin, "reconfigure"):  # undecodable bytes become U+FFFD: that request fails, not the service
+            sys.stdin.reconfigure(errors="replace")
         serve(explainer, sys.stdin, sys.stdout, default_out=out_dir)
         return
     failed = _run_batch(explainer, paths, out_dir, as_json, quiet)

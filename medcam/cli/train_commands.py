@@ -151,10 +151,11 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
                    "folder, else all).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--sha256", metavar="HEX", help="Expected sha256 of CHECKPOINT's bytes (as sha256sum prints it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: tuple[str, ...], split: str,
-                 batch_size: int, device: str, quiet: bool, as_json: bool) -> None:
+                 batch_size: int, device: str, sha256: str | None, quiet: bool, as_json: bool) -> None:
     """Classification metrics of CHECKPOINT on the images in --data."""
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
         _quiet()
@@ -162,8 +163,8 @@ def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: 
     from medcam.engine.runs import DataConfig, evaluate_checkpoint
 
     data = DataConfig(path=data_path, dataset=dataset, options=parse_options(options))
-    result = evaluate_checkpoint(checkpoint, data, split=split,
-                                 batch_size=batch_size, device=device, progress=not quiet)
+    result = evaluate_checkpoint(checkpoint, data, split=split, batch_size=batch_size, device=device,
+                                 progress=not quiet, sha256=sha256)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

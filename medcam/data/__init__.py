@@ -28,7 +28,7 @@ _LAZY = {
     "Augment": "medcam.data.transforms",
     "AUGMENT_PRESETS": "medcam.data.transforms",
     "Preprocess": "medcam.data.preprocess",
-    "Geometry": "medcam.data.preprocess",
+    "Geometry": "medcam.data.geometry",
     "PreparedImage": "medcam.data.preprocess",
     "preprocess_image": "medcam.data.preprocess",
     "ResizedCache": "medcam.data.cache",

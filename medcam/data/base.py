@@ -44,17 +44,21 @@ from ..boxes import component_boxes, connected_components
 from ..errors import DataError
 from ..progress import show_bar
 from .cache import ResizedCache
-from .io import image_size, read_mask
+from .io import image_size, read_mask, reduce_array
 from .preprocess import (Geometry, Preprocess, expand_channels, fit_stage, load_compact, resize_stage,
                          transform_boxes)
 from .splits import kfold_splits, stratified_split
 from .transforms import Augment
 
-__all__ = ["Record", "MedcamDataset", "collate", "ErrorPolicy", "logger"]
+__all__ = ["Record", "MedcamDataset", "collate", "ErrorPolicy", "logger", "EMPTY_CLASS_HINT"]
 
 logger = logging.getLogger("medcam.data")
 
 SPLIT_NAMES = ("train", "val", "test")
+
+#: How to accept a class without images on purpose (said by every error that refuses one).
+EMPTY_CLASS_HINT = ("Add its images, leave it out (exclude=[...] / class_names=[...]), or pass "
+                    "allow_empty_classes=True (medcam train: -o allow_empty_classes=true)")
 CHECK_MODES = ("header", "full", "none")
 
 
@@ -131,6 +135,9 @@ class MedcamDataset(Dataset):
             (sizes, unreadable or empty files; fast), ``"full"`` decodes every
             file, ``"none"`` trusts the files until they are loaded.
         cache_dir: folder of the resized cache (:class:`ResizedCache`) or None.
+        allow_empty_classes: accept a single-label data set in which a class has no
+            image (a class of support 0 in training and evaluation). Default False:
+            such a class is a DataError naming it (usually an empty or missing folder).
         groups: group keys for splits: None (the layout's, e.g. NIH patients),
             a sequence (one per record), a mapping or CSV file ``image,group``
             (image as a path relative to ``root`` or a file name), a callable
@@ -140,12 +147,15 @@ class MedcamDataset(Dataset):
 
     #: Layout name used by :func:`medcam.data.build_dataset`.
     layout: str = "base"
+    #: Whether a class without images is an error (see ``allow_empty_classes``); False for layouts whose
+    #: labels are derived, not chosen (the lesion / no-lesion labels of mask folders).
+    every_class_needed: bool = True
 
     def __init__(self, records: Sequence[Record], class_names: Sequence[str], *, multilabel: bool = False,
                  has_masks: bool = False, boxes_from_mask: bool = False, root: str | os.PathLike[str] | None = None,
                  preprocess: Any = None, in_chans: int | None = None, augment: Any = None,
                  on_error: str = "raise", check: str = "header", cache_dir: str | os.PathLike[str] | None = None,
-                 groups: Any = None, policy: ErrorPolicy | None = None):
+                 groups: Any = None, allow_empty_classes: bool = False, policy: ErrorPolicy | None = None):
         self.policy = policy or ErrorPolicy(on_error)
         if check not in CHECK_MODES:
             from ..registry import did_you_mean
@@ -174,6 +184,13 @@ class MedcamDataset(Dataset):
         if not self.records:
             raise DataError(f"{self.root or 'data set'}: no usable images"
                             + (f" ({len(self.policy.skipped)} skipped)" if self.policy.skipped else ""))
+        self.allow_empty_classes = bool(allow_empty_classes)
+        if self.every_class_needed and not self.multilabel and not self.allow_empty_classes:
+            empty = [name for name, n in self.class_counts().items() if n == 0]
+            if empty:
+                raise DataError(f"{self.root or 'data set'}: class '{empty[0]}' has no images"
+                                + (f" ({len(self.policy.skipped)} files skipped)" if self.policy.skipped else "")
+                                + f"; a model would get a class of support 0. {EMPTY_CLASS_HINT}")
         self._bad: set[int] = set()
 
     # ------------------------------------------------------------------ description
@@ -235,10 +252,9 @@ class MedcamDataset(Dataset):
         for r in bar:
             try:
                 if full:
-                    prepared = self._read_prepared(r)
-                    size = (int(prepared.shape[0]), int(prepared.shape[1]))
+                    prepared, factor = self._read_prepared(r)
                     if self.has_masks:
-                        self._read_mask(r, size)
+                        self._read_mask(r, self._image_size(r), factor)
                 else:
                     size = self._image_size(r)
                     for m in r.masks:
@@ -257,13 +273,16 @@ class MedcamDataset(Dataset):
         """``(H, W)`` of the record's image from its header."""
         return image_size(record.path)
 
-    def _read_prepared(self, record: Record) -> np.ndarray:
-        """Step 1 of the preprocessing: ``(H0, W0, c)`` float32 in [0, 1], c = 1 for grey-derived
-        output, else 3 (:func:`medcam.data.preprocess.load_compact`; channels are expanded after resizing)."""
-        return load_compact(record.path, self.preprocess)[1]
+    def _read_prepared(self, record: Record) -> tuple[np.ndarray, int]:
+        """Step 1 of the preprocessing: ``(h, w, c)`` float32 in [0, 1], c = 1 for grey-derived
+        output, else 3 (:func:`medcam.data.preprocess.load_compact`; channels are expanded after resizing),
+        and the factor huge images were reduced by while read (1: ``(h, w) = (H0, W0)``)."""
+        _, prepared, factor = load_compact(record.path, self.preprocess)
+        return prepared, factor
 
-    def _read_mask(self, record: Record, size: tuple[int, int]) -> np.ndarray:
-        """The OR of the record's masks, ``(H0, W0)`` bool; a mask of another size raises DataError."""
+    def _read_mask(self, record: Record, size: tuple[int, int], factor: int = 1) -> np.ndarray:
+        """The OR of the record's masks, ``(H0, W0)`` bool (reduced ``factor`` times, a pixel being
+        foreground when any pixel of its block is); a mask of another size than ``size`` raises DataError."""
         out = np.zeros(size, dtype=bool)
         for m in record.masks:
             mask = read_mask(m)
@@ -271,7 +290,7 @@ class MedcamDataset(Dataset):
                 raise DataError(f"{m}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image {record.path} "
                                 f"is {size[1]}x{size[0]}")
             out |= mask
-        return out
+        return out if factor == 1 else reduce_array(out, factor) > 0
 
     def _sources(self, record: Record) -> list[str]:
         return [record.path, *record.masks]
@@ -282,11 +301,14 @@ class MedcamDataset(Dataset):
             hit = self.cache.load(self._sources(record))
             if hit is not None:
                 return hit
-        prepared = self._read_prepared(record)
+        prepared, factor = self._read_prepared(record)
         size = (int(prepared.shape[0]), int(prepared.shape[1]))
-        mask = torch.from_numpy(self._read_mask(record, size)) if self.has_masks else None
+        full = size if factor == 1 else self._image_size(record)
+        mask = torch.from_numpy(self._read_mask(record, full, factor)) if self.has_masks else None
         image = torch.from_numpy(np.ascontiguousarray(prepared.transpose(2, 0, 1)))
         image, mask, geometry = resize_stage(image, mask, self.preprocess)
+        if factor > 1:
+            geometry = geometry.after_reduction(factor, full)
         if self.cache is not None:
             self.cache.save(self._sources(record), image, mask, geometry)
             image = self.cache.quantized(image)  # what a later hit returns: a cold and a warm cache agree

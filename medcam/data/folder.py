@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from ..errors import DataError
 from ..registry import did_you_mean
-from .base import ErrorPolicy, MedcamDataset, Record, logger
+from .base import EMPTY_CLASS_HINT, ErrorPolicy, MedcamDataset, Record, logger
 from .io import is_image_file
 
 __all__ = ["ImageFolder", "SPLIT_DIRS", "list_images", "class_folders"]
@@ -132,8 +132,11 @@ class ImageFolder(MedcamDataset):
         mask_like = []
         for split, name, folder in folders:
             images = list_images(folder)
+            if not images and not options.get("allow_empty_classes"):
+                raise DataError(f"{folder}: class folder without images (class '{name}'); a model would get a "
+                                f"class of support 0. {EMPTY_CLASS_HINT}")
             if not images:
-                logger.warning("%s: class folder without images", folder)
+                logger.warning("%s: class folder without images (allow_empty_classes)", folder)
             for img in images:
                 if _MASK_NAME.search(img.stem):
                     mask_like.append(img)

@@ -14,16 +14,27 @@ Pixel conventions:
 * Alpha is composited over black (``value * alpha``), so an opaque RGBA image
   equals its RGB part.
 * Masks are foreground wherever any channel is > 0.
+
+Size limits (``docs/guarantees.md``): a file whose header claims more than
+``max_pixels`` pixels (default :data:`medcam.limits.MAX_PIXELS`, 50 million) is refused before
+its pixels are decoded, so a small file cannot expand into gigabytes. A reader
+that wants fewer pixels passes ``reduce=r``: JPEGs are then decoded at a
+reduced scale (``draft``), other files are decoded once and box-averaged over
+``r x r`` blocks before any float copy exists.
 """
 from __future__ import annotations
 
+import math
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 
 from ..errors import DataError
+from ..limits import MAX_PIXELS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -34,6 +45,8 @@ __all__ = [
     "to_channels",
     "to_grey",
     "as_image_array",
+    "reduce_array",
+    "check_pixels",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -43,6 +56,11 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
+_PIL_LIMIT_LOCK = threading.Lock()
+
+#: Pillow modes that ``Image.reduce`` handles; others are converted first (bilevel -> L, 16-bit -> I).
+_REDUCIBLE = {"L", "LA", "I", "F", "RGB", "RGBA", "RGBa", "La", "CMYK", "YCbCr"}
+
 
 def is_image_file(name: str | os.PathLike[str]) -> bool:
     """True for a visible file name with an image extension (:data:`IMAGE_EXTENSIONS`)."""
@@ -50,34 +68,111 @@ def is_image_file(name: str | os.PathLike[str]) -> bool:
     return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _open(path: PathLike):
-    """Open an image file with Pillow, or raise a DataError naming it."""
+def check_pixels(height: int, width: int, max_pixels: int | None, where: str) -> None:
+    """Refuse an image of more than ``max_pixels`` pixels (None: :data:`medcam.limits.MAX_PIXELS`), naming it."""
+    limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if height * width > limit:
+        raise DataError(f"{where}: {width}x{height} is {height * width / 1e6:.1f} Mpx, more than the limit of "
+                        f"{limit / 1e6:.1f} Mpx (raise it with --max-pixels / max_pixels= if the image is "
+                        f"genuine)")
+
+
+@contextmanager
+def _open(path: PathLike, max_pixels: int | None = None) -> Iterator["object"]:
+    """Open an image file with Pillow (header only) and check its size, or raise a DataError naming it.
+
+    Pillow's own decompression-bomb check is replaced by :func:`check_pixels`
+    (the same idea with medcam's limit and message).
+    """
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: image file not found")
-    if p.stat().st_size == 0:
-        raise DataError(f"{p}: empty file (0 bytes)")
     try:
-        return Image.open(p)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"{p}: not a readable image ({err})") from err
+        if not p.is_file():
+            raise DataError(f"{p}: image file not found")
+        size = p.stat().st_size
+    except OSError as err:  # e.g. a file name too long for the file system
+        raise DataError(f"{p}: cannot read ({err.strerror or err})") from err
+    if size == 0:
+        raise DataError(f"{p}: empty file (0 bytes)")
+    with _PIL_LIMIT_LOCK:  # Pillow's limit is a module global: switch it off for this open only
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # the check below replaces Pillow's (which only warns below 179 Mpx)
+        try:
+            img = Image.open(p)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            raise DataError(f"{p}: not a readable image ({err})") from err
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    try:
+        w, h = img.size
+        check_pixels(int(h), int(w), max_pixels, str(p))
+        yield img
+    finally:
+        img.close()
 
 
-def image_size(path: PathLike) -> tuple[int, int]:
-    """``(H, W)`` from the file header, without decoding the pixels."""
-    with _open(path) as img:
+def image_size(path: PathLike, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(H, W)`` from the file header, without decoding the pixels (over ``max_pixels``: DataError)."""
+    with _open(path, max_pixels) as img:
         w, h = img.size
     if h == 0 or w == 0:
         raise DataError(f"{path}: image has zero size ({w}x{h})")
     return int(h), int(w)
 
 
-def _decode(path: PathLike) -> np.ndarray:
-    """Decoded pixels ``(H, W)`` or ``(H, W, 3)`` as float32 in [0, 1]."""
-    with _open(path) as img:
+def _decode(path: PathLike, reduce: int = 1, max_pixels: int | None = None) -> np.ndarray:
+    """Decoded pixels ``(H, W)`` or ``(H, W, 3)`` as float32 in [0, 1], reduced ``reduce`` times (ceil)."""
+    with _open(path, max_pixels) as img:
+        if reduce > 1:
+            img = _reduced(img, reduce, str(path))
         return _pixels(img, str(path))
+
+
+def _reduced(img, factor: int, where: str):
+    """The Pillow image shrunk ``factor`` times per side (``ceil(W / factor) x ceil(H / factor)``).
+
+    JPEGs are decoded at a reduced DCT scale (``draft``: 1/2, 1/4 or 1/8) where
+    one fits in ``factor``, the remaining integer factor is a box average
+    (``Image.reduce``, partial edge blocks averaged over their own pixels).
+    """
+    try:
+        w, h = img.size
+        target = (math.ceil(w / factor), math.ceil(h / factor))
+        if img.format == "JPEG" and img.mode in ("L", "RGB", "CMYK", "YCbCr"):
+            img.draft(img.mode, target)
+        img.load()
+        if img.mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        elif img.mode == "PA":
+            img = img.convert("RGBA")
+        elif img.mode == "1":
+            img = img.convert("L")
+        elif img.mode not in _REDUCIBLE:
+            img = img.convert("I")  # 16-bit grey: exact in 32-bit integers
+        rest = max(1, round(img.size[0] / target[0]))
+        return img.reduce(rest) if rest > 1 else img
+    except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt data
+        raise DataError(f"{where}: corrupt image data ({err})") from err
+
+
+def reduce_array(image: np.ndarray, factor: int) -> np.ndarray:
+    """Box average of ``(H, W)`` or ``(H, W, C)`` over ``factor x factor`` blocks -> ``(ceil(H/f), ceil(W/f)[, C])``.
+
+    Partial blocks at the bottom and right edges average their own pixels (as
+    Pillow's ``Image.reduce``), so a constant image stays constant.
+    """
+    factor = int(factor)
+    if factor <= 1:
+        return image
+    h, w = image.shape[:2]
+    hh, ww = -(-h // factor), -(-w // factor)
+    flat = image.reshape(h, w, -1).astype(np.float32, copy=False)
+    sums = np.add.reduceat(np.add.reduceat(flat, np.arange(0, h, factor), axis=0), np.arange(0, w, factor), axis=1)
+    rows = np.minimum(np.arange(1, hh + 1) * factor, h) - np.arange(hh) * factor
+    cols = np.minimum(np.arange(1, ww + 1) * factor, w) - np.arange(ww) * factor
+    out = sums / (rows[:, None, None] * cols[None, :, None]).astype(np.float32)
+    return out.reshape((hh, ww) + image.shape[2:]).astype(np.float32, copy=False)
 
 
 def _pixels(img, where: str) -> np.ndarray:
@@ -102,14 +197,17 @@ def _pixels(img, where: str) -> np.ndarray:
     if mode == "1":
         out = arr.astype(np.float32)
     elif arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / 255.0
+        out = arr.astype(np.float32)
+        out /= 255.0  # in place: one float copy of a large image, not two
     elif arr.dtype.kind == "u" and arr.dtype.itemsize == 2:
-        out = arr.astype(np.float32) / 65535.0
+        out = arr.astype(np.float32)
+        out /= 65535.0
     elif np.issubdtype(arr.dtype, np.integer):
         # Pillow opens some 16-bit files as 32-bit "I"; values beyond 16 bits are not images we can scale
         if arr.min() < 0 or arr.max() > 65535:
             raise DataError(f"{where}: integer pixel values outside [0, 65535] (min {arr.min()}, max {arr.max()})")
-        out = arr.astype(np.float32) / 65535.0
+        out = arr.astype(np.float32)
+        out /= 65535.0
     elif np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
         if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
@@ -154,7 +252,8 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def read_image(path: PathLike, channels: int | None = None) -> np.ndarray:
+def read_image(path: PathLike, channels: int | None = None, *, reduce: int = 1,
+               max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as float32 in [0, 1].
 
     Args:
@@ -162,22 +261,25 @@ def read_image(path: PathLike, channels: int | None = None) -> np.ndarray:
             grey, grey+alpha, palette, RGB or RGBA.
         channels: ``None`` keeps grey ``(H, W, 1)`` or colour ``(H, W, 3)``;
             1 or 3 converts (see :func:`to_channels`).
+        reduce: shrink ``reduce`` times per side while decoding (JPEG draft, box
+            average): ``(ceil(H / reduce), ceil(W / reduce), C)``.
+        max_pixels: refuse files of more pixels (None: :data:`medcam.limits.MAX_PIXELS`).
 
     Returns:
         ``(H, W, C)`` float32 in [0, 1].
 
     Raises:
-        DataError: the file is missing, empty, not an image or corrupt.
+        DataError: the file is missing, empty, not an image, corrupt or over the pixel limit.
     """
-    image = _decode(path)
+    image = _decode(path, reduce, max_pixels)
     if channels is None:
         return image[..., None] if image.ndim == 2 else image
     return to_channels(image, channels)
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(path: PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read a mask file as ``(H, W)`` bool: foreground where any channel is > 0."""
-    mask = _decode(path)
+    mask = _decode(path, 1, max_pixels)
     return mask.any(axis=2) if mask.ndim == 3 else mask > 0
 
 

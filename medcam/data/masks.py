@@ -82,6 +82,7 @@ class MaskFolder(MedcamDataset):
     """
 
     layout = "masks"
+    every_class_needed = False  # lesion / no_lesion follow from the masks: all-lesion folders are normal
 
     def __init__(self, root: str | os.PathLike[str], *, image_dir: str = "images", mask_dir: str = "masks",
                  mask_suffix: str = "", on_error: str = "raise", **options: Any):

@@ -5,8 +5,10 @@ turns a raw image into the ``(C, H, W)`` tensor in [0, 1] a model sees, in
 three steps:
 
 1. **prepare** (:func:`load_prepared`): read the file (any bit depth, grey, RGB,
-   RGBA), optionally subtract the rolling-ball background on the greyscale
-   image, convert to ``in_chans`` channels;
+   RGBA; an image of more than :data:`medcam.limits.REDUCE_ABOVE_PIXELS` pixels is reduced by
+   an integer factor while it is decoded, see :meth:`Preprocess.reduction`),
+   optionally subtract the rolling-ball background on the greyscale image,
+   convert to ``in_chans`` channels;
 2. **resize** (:func:`resize_stage`): ``square`` stretches to ``resize_to``
    (default ``size``); ``pad`` keeps the aspect ratio, fits the image into
    ``resize_to`` and pads the rest with zeros; ``none`` keeps the image's own
@@ -36,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DataError, ShapeError
-from .io import as_image_array, read_image, to_channels, to_grey
+from ..limits import REDUCE_ABOVE_PIXELS
+from .geometry import Geometry, transform_boxes
+from .io import as_image_array, image_size, read_image, reduce_array, to_channels, to_grey
 
 __all__ = [
     "Preprocess",
@@ -118,118 +122,32 @@ class Preprocess:
         out["resize_to"] = None if self.resize_to is None else list(self.resize_to)
         return out
 
+    def reduction(self, height: int, width: int) -> int:
+        """The integer factor an ``height x width`` image is reduced by while it is read (1: full size).
+
+        1 up to :data:`medcam.limits.REDUCE_ABOVE_PIXELS`; above, the largest ``r`` for which
+        the reduced image is still at least twice what the resize step makes of
+        it: ``square``: ``min(H / h, W / w) / 2`` for a canvas ``(h, w)``;
+        ``pad``: ``max(H / h, W / w) / 2``; ``none``: ``downscale / 2``. The
+        resize that follows (antialiased) then sees a faithful downscale, and
+        memory no longer grows with the file's pixel count.
+        """
+        if height * width <= REDUCE_ABOVE_PIXELS:
+            return 1
+        if self.resize == "none":
+            ratio = (self.downscale or 1.0) / 2
+        else:
+            th, tw = self.canvas  # type: ignore[misc]
+            ratios = (height / th, width / tw)
+            ratio = (min(ratios) if self.resize == "square" else max(ratios)) / 2
+        return max(1, int(ratio))
+
     @property
     def canvas(self) -> tuple[int, int] | None:
         """``(H, W)`` the resize step produces for ``square``/``pad`` (``resize_to`` or ``size``); None for ``none``."""
         if self.resize == "none":
             return None
         return self.resize_to or self.size
-
-
-# ---------------------------------------------------------------------- geometry
-@dataclass(frozen=True)
-class Geometry:
-    """How pixel coordinates of the original image map onto the model input.
-
-    A point ``(x, y)`` in pixel-edge coordinates of the original image (the
-    top-left corner of pixel ``(i, j)`` is ``(j, i)``) lands at
-    ``(x * scale_x - offset_x, y * scale_y - offset_y)`` in the output. Crops
-    have positive offsets, padding negative ones.
-    """
-
-    original_size: tuple[int, int]
-    output_size: tuple[int, int]
-    scale: tuple[float, float]  # (sy, sx)
-    offset: tuple[float, float] = (0.0, 0.0)  # (oy, ox)
-
-    def shifted(self, offset: Sequence[float], output_size: Sequence[int]) -> "Geometry":
-        """This geometry followed by a crop/pad at ``offset`` (``(oy, ox)``) to ``output_size``."""
-        return Geometry(self.original_size, (int(output_size[0]), int(output_size[1])), self.scale,
-                        (self.offset[0] + float(offset[0]), self.offset[1] + float(offset[1])))
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {k: list(v) for k, v in asdict(self).items()}
-
-    def boxes_to_output(self, boxes: Any) -> Tensor:
-        """``(N, 4)`` ``(x0, y0, x1, y1)`` boxes in original pixels -> output pixels, clipped to the output.
-
-        Boxes that fall completely outside (zero area after clipping) are kept
-        with zero area; use :func:`transform_boxes` to drop them.
-        """
-        out, _ = transform_boxes(_as_boxes(boxes), self.scale, self.offset, self.output_size)
-        return out
-
-    def boxes_to_original(self, boxes: Any) -> Tensor:
-        """``(N, 4)`` boxes in output (model input) pixels -> original image pixels, clipped to the image."""
-        b = _as_boxes(boxes)
-        sy, sx = self.scale
-        oy, ox = self.offset
-        out = torch.stack([(b[:, 0] + ox) / sx, (b[:, 1] + oy) / sy, (b[:, 2] + ox) / sx, (b[:, 3] + oy) / sy], 1)
-        h, w = self.original_size
-        return _clip_boxes(out, h, w)
-
-    def map_to_original(self, maps: Tensor) -> Tensor:
-        """Resample maps computed on the model input onto the original image.
-
-        Args:
-            maps: ``(h, w)``, ``(B, h, w)`` or ``(B, K, h, w)``, covering the whole
-                model input (any resolution, e.g. a CAM at feature resolution).
-
-        Returns:
-            the same leading dims with ``(H0, W0)`` the original size; bilinear;
-            original pixels that were cropped away get 0.
-        """
-        if not isinstance(maps, Tensor) or maps.dim() not in (2, 3, 4):
-            raise ShapeError(f"maps must be a (h, w), (B, h, w) or (B, K, h, w) tensor, got "
-                             f"{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}")
-        lead = maps.shape[:-2]
-        h, w = maps.shape[-2:]
-        flat = maps.reshape(-1, 1, h, w).float()
-        H0, W0 = self.original_size
-        H, W = self.output_size
-        sy, sx = self.scale
-        oy, ox = self.offset
-        ys = (torch.arange(H0, dtype=torch.float64) + 0.5) * sy - oy  # output pixel-edge coordinates
-        xs = (torch.arange(W0, dtype=torch.float64) + 0.5) * sx - ox
-        gy = (2 * ys / H - 1).float()
-        gx = (2 * xs / W - 1).float()
-        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)  # (H0, W0, 2) as (x, y)
-        grid = grid.to(flat.device).unsqueeze(0).expand(flat.shape[0], H0, W0, 2)
-        out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        inside = ((gy.abs() <= 1)[:, None] & (gx.abs() <= 1)[None, :]).to(out.device)  # (H0, W0)
-        out = out * inside.to(out.dtype)
-        return out.reshape(*lead, H0, W0).to(maps.dtype if maps.is_floating_point() else torch.float32)
-
-
-def _as_boxes(boxes: Any) -> Tensor:
-    b = torch.as_tensor(boxes, dtype=torch.float32)
-    if b.numel() == 0:
-        return b.reshape(0, 4)
-    if b.dim() != 2 or b.shape[1] != 4:
-        raise ShapeError(f"boxes must be (N, 4) as (x0, y0, x1, y1), got {tuple(b.shape)}")
-    return b
-
-
-def _clip_boxes(boxes: Tensor, h: int, w: int) -> Tensor:
-    return torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
-                        boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], 1)
-
-
-def transform_boxes(boxes: Tensor, scale: Sequence[float], offset: Sequence[float],
-                    size: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """Scale, shift and clip ``(N, 4)`` boxes: ``x' = x * sx - ox`` (same for y), clipped to ``size`` ``(H, W)``.
-
-    Returns:
-        ``(boxes, keep)``: the ``(N, 4)`` transformed boxes and a ``(N,)`` bool,
-        False for boxes left with zero area.
-    """
-    sy, sx = float(scale[0]), float(scale[1])
-    oy, ox = float(offset[0]), float(offset[1])
-    b = _as_boxes(boxes)
-    out = torch.stack([b[:, 0] * sx - ox, b[:, 1] * sy - oy, b[:, 2] * sx - ox, b[:, 3] * sy - oy], 1)
-    out = _clip_boxes(out, int(size[0]), int(size[1]))
-    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
-    return out, keep
 
 
 # ---------------------------------------------------------------------- step 1: prepare
@@ -286,24 +204,34 @@ def subtract_background(grey: np.ndarray, radius: int, *, shrink: int | None = N
     return np.clip((scaled - background) / 255.0, 0.0, 1.0).astype(np.float32)
 
 
-def load_compact(image: Any, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1 with the fewest channels: like :func:`load_prepared`, but grey stays ``(H0, W0, 1)``.
+def load_compact(image: Any, pre: Preprocess, max_pixels: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Step 1 with the fewest channels: like :func:`load_prepared`, but grey stays ``(h, w, 1)``.
 
     The result has 1 channel when the output is grey-derived (``pre.channels``
     is 1, the source is grey, or the rolling ball ran) and 3 for colour sources
     going to 3 channels; :func:`expand_channels` gives the final channels
     (resizing one channel and replicating is 3x cheaper than resizing three).
+
+    Returns:
+        ``(original, prepared, factor)``: the arrays are ``(h, w, c)`` with
+        ``(h, w) = ceil((H0, W0) / factor)``, ``factor`` from
+        :meth:`Preprocess.reduction` (1 for all but huge images). The rolling
+        ball's radius is divided by ``factor`` with the image.
     """
     if isinstance(image, (str, os.PathLike)):
-        raw = read_image(image)
+        factor = pre.reduction(*image_size(image, max_pixels))
+        raw = read_image(image, reduce=factor, max_pixels=max_pixels)
     else:
         raw = as_image_array(image)
+        factor = pre.reduction(raw.shape[0], raw.shape[1])
+        raw = reduce_array(raw, factor)
     keep = 3 if pre.channels == 3 and raw.shape[2] == 3 else 1
     original = to_channels(raw, keep)
     if pre.rolling_ball_radius is None:
-        return original, original
-    grey = subtract_background(to_grey(raw), pre.rolling_ball_radius)
-    return original, grey[..., None]
+        return original, original, factor
+    grey = subtract_background(to_grey(raw), max(1, round(pre.rolling_ball_radius / factor)))
+    return original, grey[..., None], factor
 
 
 def expand_channels(image: Tensor, channels: int) -> Tensor:
@@ -331,9 +259,9 @@ def load_prepared(image: Any, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
         ``C = pre.channels``: the image as read, and after rolling-ball background
         subtraction (which runs on the greyscale image; the result is grey
         replicated to C channels). Without ``rolling_ball_radius`` both are the
-        same array.
+        same array. (Huge images come reduced, see :func:`load_compact`.)
     """
-    original, prepared = load_compact(image, pre)
+    original, prepared, _ = load_compact(image, pre)
     same = prepared is original
     original = to_channels(original, pre.channels)
     return original, original if same else to_channels(prepared, pre.channels)
@@ -436,22 +364,40 @@ class PreparedImage:
 
     Attributes:
         image: ``(1, C, H, W)`` float32 in [0, 1] (the model normalizes).
-        geometry: original <-> model-input coordinates (:class:`Geometry`).
-        original: ``(H0, W0, C)`` float32 in [0, 1], the image as read.
-        prepared: ``(H0, W0, C)`` after rolling-ball subtraction (``original``
-            itself when the spec has no ``rolling_ball_radius``).
+        geometry: original (full size) <-> model-input coordinates (:class:`Geometry`).
+        compact: ``(h, w, c)`` float32 in [0, 1], the image as read with the fewest
+            channels (1 for grey sources; see :func:`load_compact`): ``(H0, W0)``, or
+            ``ceil((H0, W0) / factor)`` for huge images reduced on load.
+        compact_prepared: ``compact`` after rolling-ball subtraction (``compact`` itself without it).
         path: the file it came from, if any.
+        settings: the preprocessing (``settings.channels`` = C).
+        factor: the reduction on load (:meth:`Preprocess.reduction`; 1 = full size).
+
+    ``original`` and ``prepared`` give them with the model's C channels (grey
+    replicated), made when asked for: the compact form is what is kept.
     """
 
     image: Tensor
     geometry: Geometry
-    original: np.ndarray
-    prepared: np.ndarray
+    compact: np.ndarray
+    compact_prepared: np.ndarray
     path: str | None = None
     settings: Preprocess = field(default_factory=Preprocess)
+    factor: int = 1
+
+    @property
+    def original(self) -> np.ndarray:
+        """``(h, w, C)`` float32 in [0, 1]: the image as read, with the model's channels."""
+        return to_channels(self.compact, self.settings.channels)
+
+    @property
+    def prepared(self) -> np.ndarray:
+        """``(h, w, C)`` after rolling-ball subtraction (equal to :attr:`original` without it)."""
+        return to_channels(self.compact_prepared, self.settings.channels)
 
 
-def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = None) -> PreparedImage:
+def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = None, *,
+                     max_pixels: int | None = None) -> PreparedImage:
     """Turn one image into the model input exactly as the training datasets do (without augmentation).
 
     Args:
@@ -460,6 +406,7 @@ def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = 
         preprocess: a model or segmenter spec (``model.spec``), its
             ``preprocess`` mapping, or a :class:`Preprocess`; None = defaults.
         in_chans: channels if ``preprocess`` does not say (default 3).
+        max_pixels: refuse files of more pixels (None: :data:`medcam.limits.MAX_PIXELS`).
 
     Returns:
         a :class:`PreparedImage` with ``image`` ``(1, C, H, W)`` float32 in [0, 1]
@@ -471,15 +418,19 @@ def preprocess_image(image: Any, preprocess: Any = None, in_chans: int | None = 
         >>> logits = model(prep.image).logits                      # doctest: +SKIP
     """
     pre = Preprocess.from_spec(preprocess, in_chans)
-    original, prepared = load_compact(image, pre)
+    path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+    if path is None:
+        image = as_image_array(image)
+        full_size = image.shape[:2]
+    else:
+        full_size = image_size(path, max_pixels)
+    original, prepared, factor = load_compact(image, pre, max_pixels)
     tensor = torch.from_numpy(np.ascontiguousarray(prepared.transpose(2, 0, 1)))
     resized, _, geometry = resize_stage(tensor, None, pre)
     fitted, _, offset = fit_stage(resized, None, pre.size)
     geometry = geometry.shifted(offset, pre.size)
-    path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-    same = prepared is original
-    original = to_channels(original, pre.channels)
-    prepared = original if same else to_channels(prepared, pre.channels)
+    if factor > 1:
+        geometry = geometry.after_reduction(factor, full_size)
     return PreparedImage(expand_channels(fitted, pre.channels)[None].contiguous(), geometry, original, prepared,
-                         path, pre)
+                         path, pre, factor)
 

@@ -289,7 +289,7 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str = "auto", batch_size: int = 64,
-                        device: str = "auto", progress: bool = True) -> dict[str, Any]:
+                        device: str = "auto", progress: bool = True, sha256: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on a data folder.
 
     Args:
@@ -299,6 +299,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str 
             training run used, recomputed from the fractions and seed it stored),
             or ``auto``: ``test`` when the checkpoint was trained on this same
             folder, else ``all``.
+        sha256: the checkpoint file's expected digest (see :func:`medcam.load`).
 
     Returns:
         ``{"checkpoint", "split", "n", "metrics"}``.
@@ -313,7 +314,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str 
 
         raise SpecError(f"split: unknown value {split!r}{did_you_mean(split, choices)} (choices: {', '.join(choices)})")
     dev = resolve_device(device)
-    model = medcam.load(checkpoint, map_location=dev)
+    model = medcam.load(checkpoint, map_location=dev, sha256=sha256)
     meta = getattr(model, "checkpoint_metadata", {}) or {}
     trained = meta.get("data") or {}
     same_folder = bool(trained.get("path")) and Path(trained["path"]).resolve() == Path(data.path).resolve()

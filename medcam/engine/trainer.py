@@ -10,8 +10,10 @@ What it does each epoch: reseeds from ``(seed, epoch)``; draws the epoch's
 order (shuffled or class-balanced, sharded over processes under ``torchrun``);
 runs forward / loss / backward with optional autocast, gradient clipping and
 per-step learning-rate schedule; evaluates on the validation set; writes the
-checkpoint (atomically), the JSON-lines record and the summary; keeps the best
-checkpoint by ``config.monitor``; stops early when asked.
+JSON-lines record and the summary, then the checkpoint (atomically: ``last.pt``
+marks the epoch done, so a kill at any moment resumes to the files of an
+uninterrupted run); keeps the best checkpoint by ``config.monitor``; stops
+early when asked.
 
 Batches are dicts (``docs/architecture.md``, "Batch"): ``"image"`` ``(B, C, H, W)``
 in [0, 1], ``"label"`` ``(B,)`` int64 or ``(B, K)`` multi-hot, optional ``"mask"``,
@@ -174,6 +176,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.data_info = dict(data_info or {})
         self.collate_fn = collate_fn or default_collate()
+        if out_dir is not None and self.dist.is_main:
+            from medcam.outputs import output_folder
+
+            output_folder(out_dir)  # a file or an unwritable folder: refused now, not after the first epoch
         self.files = RunFiles(out_dir, run_tag(self.model.spec, self.config)) if out_dir is not None else None
         self.amp_dtype, use_scaler = _amp(self.config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
@@ -253,6 +259,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.stopper.load_state_dict(state["stopper"])
         self.history = list(ckpt.metadata.get("history") or [])
+        if self.dist.is_main:  # last.pt is the authority: logs written after it, or lost, are rewritten from it
+            self.files.write_history(self.history)
         done = int(state["epoch"])
         if self.files.best.is_file() and self.stopper.best_epoch is not None:
             self._best_metrics = read_checkpoint(self.files.best).metadata.get("metrics")
@@ -384,13 +392,15 @@ class Trainer:
                 state = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                          "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                          "stopper": self.stopper.state_dict()}
-                if improved:
-                    self._save(self.files.best, epoch + 1, val, train_logs, None, stopped_early=stopped)
-                self._save(self.files.last, epoch + 1, val, train_logs, state, stopped_early=stopped)
+                # the logs first, last.pt last: last.pt marks the epoch done, so a kill in between makes
+                # resume re-run the epoch (and rewrite the logs) instead of leaving them an epoch short
                 self.files.write_history(self.history)
                 self.files.write_summary(spec=self.model.spec, config=cfg, history=self.history,
                                          best=self.best_record(), data=self.data_info,
                                          status="finished" if done else "running")
+                if improved:
+                    self._save(self.files.best, epoch + 1, val, train_logs, None, stopped_early=stopped)
+                self._save(self.files.last, epoch + 1, val, train_logs, state, stopped_early=stopped)
             self.dist.barrier()
             self.log(self._epoch_line(record, improved and val is not None))
             for cb in self.callbacks:

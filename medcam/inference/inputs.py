@@ -44,7 +44,11 @@ def collect_images(sources: Iterable[str | os.PathLike[str]], exclude: Sequence[
 
     for source in sources:
         path = Path(source)
-        if path.is_dir():
+        try:
+            folder = path.is_dir()
+        except OSError:  # e.g. a name too long for the file system: reading it gives the fail record
+            folder = False
+        if folder:
             found = []
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))

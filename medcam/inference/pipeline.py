@@ -12,8 +12,15 @@ and overlays (:mod:`medcam.viz`)::
     explanation = ex.explain("benign (1).png")             # arrays and tensors; raises on bad input
 
 ``run`` is what ``medcam explain`` calls per image: any problem with the
-image (missing, empty, unreadable, corrupt, too small, ...) becomes a
-``fail`` record with the reason, so one bad file never stops a batch.
+image (missing, empty, unreadable, corrupt, too small, too many pixels, ...)
+becomes a ``fail`` record with the reason, so one bad file never stops a batch.
+
+Memory stays bounded whatever the file (``docs/guarantees.md``): a file of more
+than ``max_pixels`` pixels is refused from its header, huge images are reduced
+while they are read (:meth:`medcam.data.Preprocess.reduction`, as in training),
+and the maps, masks and pictures are computed on a *picture grid* of at most
+``render_size`` pixels per side (the image's own grid when it is smaller).
+Boxes and ``image_size`` in the record are always in original-image pixels.
 """
 from __future__ import annotations
 
@@ -27,7 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, DataError, MedcamError, UnknownNameError
+from ..errors import AttributionError, CheckpointError, DataError, MedcamError, UnknownNameError
+from ..limits import RENDER_SIZE
+from ..viz import to_rgb
 from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
@@ -40,16 +49,22 @@ DEFAULT_METHOD = "gradcam"
 
 @dataclass
 class Explanation:
-    """Everything computed for one image, on the original image's pixel grid ``(H0, W0)``.
+    """Everything computed for one image, on its picture grid ``(h, w)``.
+
+    The picture grid is the original ``(H0, W0)`` for images of at most
+    ``render_size`` pixels per side, else the original reduced by the smallest
+    integer factor ``q`` that fits (``(h, w) = ceil((H0, W0) / q)``). The
+    record's boxes and ``image_size`` are in original pixels either way.
 
     Attributes:
         record: the JSON-ready result (see :mod:`medcam.inference.record`), without file paths.
-        original: ``(H0, W0, C)`` float32 in [0, 1], the image as read.
-        heatmap: ``(H0, W0)`` float attribution map in [0, 1] (CPU).
-        saliency: ``(H0, W0, 3)`` uint8, the colorized map.
-        overlay: ``(H0, W0, 3)`` uint8, the map over the image with the attribution boxes.
-        mask: ``(H0, W0)`` bool segmenter mask (CPU), or None without a segmenter.
-        mask_overlay: ``(H0, W0, 3)`` uint8, the mask over the image with its boxes, or None.
+        original: ``(h, w, C)`` float32 in [0, 1], the image as read.
+        heatmap: ``(h, w)`` float attribution map in [0, 1] (CPU).
+        saliency: ``(h, w, 3)`` uint8, the colorized map.
+        overlay: ``(h, w, 3)`` uint8, the map over the image with the attribution boxes.
+        mask: ``(h, w)`` bool segmenter mask (CPU), or None without a segmenter.
+        mask_overlay: ``(h, w, 3)`` uint8, the mask over the image with its boxes, or None.
+        factor: ``q``, original pixels per picture pixel (1 for images within ``render_size``).
     """
 
     record: dict[str, Any]
@@ -59,6 +74,7 @@ class Explanation:
     overlay: np.ndarray
     mask: Tensor | None = None
     mask_overlay: np.ndarray | None = None
+    factor: int = 1
 
     def pictures(self) -> dict[str, np.ndarray]:
         """``{"saliency": ..., "overlay": ..., "mask": ...}`` (mask only with a segmenter)."""
@@ -82,11 +98,21 @@ def _name_of(image: Any, name: str | None) -> str:
     return "<image>"
 
 
-def _reason(err: BaseException) -> str:
+def _to_original(boxes: Any, factor: int, size: tuple[int, int]) -> Tensor:
+    """``(N, 4)`` boxes on the picture grid -> original pixels (times ``factor``, clipped to ``size`` ``(H0, W0)``)."""
+    b = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    if factor == 1:
+        return b
+    h0, w0 = size
+    return (b * factor).clamp(min=0).minimum(torch.tensor([w0, h0, w0, h0], dtype=torch.float32))
+
+
+def failure_reason(err: BaseException) -> str:
     """A one-line reason for a fail record: medcam's own message, or the exception type and message."""
+    text = " ".join(str(err).split())
     if isinstance(err, (MedcamError, FileNotFoundError)):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}"
 
 
 class Explainer:
@@ -106,6 +132,10 @@ class Explainer:
         grey: convert every input to greyscale (BT.601 luma) before preprocessing, for
             models trained on grey images that receive colour files (screenshots, annotated exports).
         min_size: images whose height or width is below this many pixels fail with "wrong size".
+        max_pixels: images of more pixels (height x width) fail before they are decoded
+            (default :data:`medcam.limits.MAX_PIXELS`, 50 million).
+        render_size: longest side of the maps and pictures (:data:`medcam.limits.RENDER_SIZE`); larger images
+            are shown reduced by an integer factor (see :class:`Explanation`).
         cmap, alpha: colormap and blending weight of the attribution overlay.
     """
 
@@ -113,7 +143,8 @@ class Explainer:
                  method: str | Mapping[str, Any] | None = None, target: str | int | None = None,
                  threshold: float = 0.5, mask_threshold: float = 0.5,
                  preprocess: Mapping[str, Any] | None = None, grey: bool = False, min_size: int = 16,
-                 cmap: str = "jet", alpha: float = 0.5):
+                 max_pixels: int | None = None, render_size: int = RENDER_SIZE, cmap: str = "jet",
+                 alpha: float = 0.5):
         from ..data.preprocess import Preprocess
         from ..model import MedcamModel, MedcamSegmenter
 
@@ -127,6 +158,10 @@ class Explainer:
                 raise ValueError(f"{label} must be in [0, 1], got {value}")
         if int(min_size) < 1:
             raise ValueError(f"min_size must be at least 1 pixel, got {min_size}")
+        if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
+            raise ValueError(f"max_pixels must be a positive number of pixels, got {max_pixels}")
+        if isinstance(render_size, bool) or int(render_size) < 16:
+            raise ValueError(f"render_size must be at least 16 pixels, got {render_size}")
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         saliency_image(torch.zeros(1, 1), cmap)  # an unknown colormap fails here, not on every image
@@ -137,6 +172,8 @@ class Explainer:
         self.segmenter_preprocess = None if segmenter is None else Preprocess.from_spec(segmenter.spec)
         self.grey = bool(grey)
         self.min_size = int(min_size)
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
+        self.render_size = int(render_size)
         self.threshold = float(threshold)
         self.mask_threshold = float(mask_threshold)
         self.cmap = cmap
@@ -148,24 +185,28 @@ class Explainer:
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str], segmenter: str | os.PathLike[str] | None = None,
-                        *, device: str = "auto", **options: Any) -> "Explainer":
+                        *, device: str = "auto", sha256: str | None = None, segmenter_sha256: str | None = None,
+                        **options: Any) -> "Explainer":
         """Load a classifier checkpoint (and a segmenter checkpoint) written by ``medcam train`` / ``medcam.save``.
 
+        ``sha256`` / ``segmenter_sha256``: the files' expected digests (see :func:`medcam.load`).
+
         Raises:
-            FileNotFoundError, CheckpointError: a missing or bad file, or a checkpoint of the wrong kind.
+            FileNotFoundError, CheckpointError: a missing or bad file, a checkpoint of the wrong kind,
+                or a file whose sha256 differs from the one given.
         """
         from ..checkpoint import load
         from ..engine.distributed import resolve_device
         from ..model import MedcamModel, MedcamSegmenter
 
         where = resolve_device(device)
-        model = load(checkpoint, map_location=where)
+        model = load(checkpoint, map_location=where, sha256=sha256)
         if not isinstance(model, MedcamModel):
             raise CheckpointError(f"CHECKPOINT '{checkpoint}' holds a segmenter, not a classifier; pass segmenter "
                                   f"checkpoints with --segmenter")
         seg = None
         if segmenter is not None:
-            seg = load(segmenter, map_location=where)
+            seg = load(segmenter, map_location=where, sha256=segmenter_sha256)
             if not isinstance(seg, MedcamSegmenter):
                 raise CheckpointError(f"--segmenter '{segmenter}' holds a classifier, not a segmenter; --segmenter "
                                       f"needs a segmenter checkpoint (medcam.build_segmenter + medcam.save)")
@@ -180,12 +221,12 @@ class Explainer:
         """A class given by name or index (``"benign"``, ``1``, ``"1"``) as its index."""
         names = self.class_names
         if isinstance(target, bool):
-            raise ValueError(f"target must be a class name or index, got {target!r}")
+            raise AttributionError(f"target must be a class name or index, got {target!r}")
         if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()
                                        and target.strip() not in names):
             index = int(target)
             if not 0 <= index < len(names):
-                raise ValueError(f"target class {index} is out of range: the model has {len(names)} classes "
+                raise AttributionError(f"target class {index} is out of range: the model has {len(names)} classes "
                                  f"(0..{len(names) - 1}: {', '.join(names)})")
             return index
         if target in names:
@@ -210,24 +251,72 @@ class Explainer:
         return self._methods[self.method_name(self.method if method is None else method)]
 
     # -- reading -----------------------------------------------------------------
-    def read(self, image: Any) -> np.ndarray:
-        """The image as ``(H0, W0, C)`` float32 in [0, 1] (grey if ``grey``), or a DataError naming the problem."""
-        from ..data.io import as_image_array, read_image, to_grey
+    def check(self, image: Any) -> tuple[Any, tuple[int, int]]:
+        """``(source, (H0, W0))``: the file path, or the in-memory image as an ``(H0, W0, C)`` array,
+        after the checks that need no decoding (folder, size, pixel limit).
 
+        Raises:
+            DataError: naming the problem (missing, empty, not an image, a folder, too small, too many pixels).
+        """
+        from ..data.io import as_image_array, check_pixels, image_size
+
+        where = _name_of(image, None)
         if isinstance(image, (str, os.PathLike)):
             path = Path(image)
-            if path.is_dir():
+            try:
+                folder = path.is_dir()
+            except OSError as err:
+                raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+            if folder:
                 raise DataError(f"{path}: is a folder, not an image file")
-            raw = read_image(path)
+            source: Any = path
+            h, w = image_size(path, self.max_pixels)
         else:
-            raw = as_image_array(image)
+            source = as_image_array(image)
+            h, w = source.shape[:2]
+            check_pixels(h, w, self.max_pixels, where)
+        if min(h, w) < self.min_size:
+            raise DataError(f"{where}: wrong size: {h}x{w} pixels is smaller than the minimum of "
+                            f"{self.min_size} pixels per side (min_size)")
+        return source, (h, w)
+
+    def read(self, image: Any) -> np.ndarray:
+        """The image as ``(H0, W0, C)`` float32 in [0, 1] (grey if ``grey``), or a DataError naming the problem."""
+        from ..data.io import read_image, to_grey
+
+        source, _ = self.check(image)
+        raw = read_image(source, max_pixels=self.max_pixels) if isinstance(source, Path) else source
         if self.grey and raw.shape[2] != 1:
             raw = to_grey(raw)[..., None]
-        h, w = raw.shape[:2]
-        if min(h, w) < self.min_size:
-            raise DataError(f"{_name_of(image, None)}: wrong size: {h}x{w} pixels is smaller than the minimum of "
-                            f"{self.min_size} pixels per side (min_size)")
         return raw
+
+    def _prepare(self, source: Any, pre: Any) -> Any:
+        """:func:`medcam.data.preprocess_image` with ``--grey`` (read as one channel, then replicated)."""
+        from dataclasses import replace
+
+        from ..data.preprocess import expand_channels, preprocess_image
+
+        if not self.grey or pre.channels == 1:
+            return preprocess_image(source, pre, max_pixels=self.max_pixels)
+        prep = preprocess_image(source, replace(pre, channels=1), max_pixels=self.max_pixels)
+        prep.image = expand_channels(prep.image[0], pre.channels)[None].contiguous()
+        return prep
+
+    def _picture(self, source: Any, prep: Any, factor: int) -> np.ndarray:
+        """The image on the picture grid (reduced ``factor`` times), with the model's channels."""
+        from ..data.io import read_image, reduce_array, to_channels
+
+        if prep.factor == factor:
+            base = prep.compact
+        elif prep.factor == 1:
+            base = reduce_array(prep.compact, factor)
+        elif isinstance(source, Path):  # a huge file, read reduced for the model: read again for the picture
+            base = read_image(source, reduce=factor, max_pixels=self.max_pixels)
+        else:
+            base = reduce_array(source, factor)
+        if self.grey:
+            base = to_channels(base, 1)
+        return to_channels(base, self.model.in_chans)
 
     # -- the work ----------------------------------------------------------------
     def explain(self, image: Any, *, name: str | None = None, method: str | Mapping[str, Any] | None = None,
@@ -241,56 +330,60 @@ class Explainer:
             method, target, threshold, mask_threshold: per-call overrides of the constructor's settings.
 
         Returns:
-            an :class:`Explanation`; its record has no file paths yet (see :meth:`run`).
+            an :class:`Explanation` on the picture grid; its record (boxes in original pixels) has no
+            file paths yet (see :meth:`run`).
 
         Raises:
-            DataError: the image is missing, empty, unreadable, corrupt or too small.
+            DataError: the image is missing, empty, unreadable, corrupt, too small or over the pixel limit.
             MedcamError, ValueError: a bad method, target or threshold.
         """
         from ..attribution import explain as attribute
-        from ..data.preprocess import preprocess_image
         from ..viz import map_boxes
 
         built = self._method(method)
         target_index = self.target if target is None else self.class_index(target)
         cut = self.threshold if threshold is None else float(threshold)
-        raw = self.read(image)
-        prep = preprocess_image(raw, self.preprocess)
+        source, (h0, w0) = self.check(image)
+        prep = self._prepare(source, self.preprocess)
         result = attribute(self.model, prep.image.to(_device_of(self.model)), built, target=target_index,
                            details=True)
         logits = result.logits.detach().float().cpu()[0]
         probs = torch.sigmoid(logits) if self.model.multilabel else torch.softmax(logits, dim=0)
         names = self.class_names
-        heatmap = prep.geometry.map_to_original(result.maps.detach().float())[0].cpu().clamp(0.0, 1.0)
+        factor = max(1, -(-max(h0, w0) // self.render_size))
+        grid = prep.geometry.on_grid(factor)
+        heatmap = grid.map_to_original(result.maps.detach().float())[0].cpu().clamp(0.0, 1.0)
         attr_boxes = map_boxes(heatmap, cut, mode="all")
-        original = prep.original
+        picture = self._picture(source, prep, factor)
+        del prep
+        rgb = to_rgb(picture)  # once, for both overlays
         mask = mask_picture = None
-        boxes, source = attr_boxes, "attribution"
+        boxes, source_name = attr_boxes, "attribution"
         if self.segmenter is not None:
-            mask, boxes = self._segment(raw, mask_threshold)
-            source = "segmenter"
-            mask_picture = mask_overlay(original, mask, boxes)
+            mask, boxes = self._segment(source, factor, mask_threshold)
+            source_name = "segmenter"
+            mask_picture = mask_overlay(rgb, mask, boxes)
         record = ok_record(
             image=_name_of(image, name), diagnosis=names[int(probs.argmax())],
             probabilities={n: float(p) for n, p in zip(names, probs.tolist())}, method=built.name,
-            target=names[int(result.targets[0, 0])], boxes=boxes, box_source=source, attribution_boxes=attr_boxes,
-            image_size=original.shape[:2])
-        return Explanation(record=record, original=original, heatmap=heatmap,
+            target=names[int(result.targets[0, 0])], boxes=_to_original(boxes, factor, (h0, w0)),
+            box_source=source_name, attribution_boxes=_to_original(attr_boxes, factor, (h0, w0)),
+            image_size=(h0, w0))
+        return Explanation(record=record, original=picture, heatmap=heatmap,
                            saliency=saliency_image(heatmap, self.cmap),
-                           overlay=attribution_overlay(original, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),
-                           mask=mask, mask_overlay=mask_picture)
+                           overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),
+                           mask=mask, mask_overlay=mask_picture, factor=factor)
 
     @torch.no_grad()
-    def _segment(self, raw: np.ndarray, mask_threshold: float | None) -> tuple[Tensor, Tensor]:
-        """The segmenter's mask ``(H0, W0)`` bool on the original grid and its component boxes ``(N, 4)``."""
+    def _segment(self, source: Any, factor: int, mask_threshold: float | None) -> tuple[Tensor, Tensor]:
+        """The segmenter's mask ``(h, w)`` bool on the picture grid and its component boxes ``(N, 4)``."""
         from ..boxes import component_boxes, connected_components
-        from ..data.preprocess import preprocess_image
 
         assert self.segmenter is not None and self.segmenter_preprocess is not None
         cut = self.mask_threshold if mask_threshold is None else float(mask_threshold)
-        prep = preprocess_image(raw, self.segmenter_preprocess)
+        prep = self._prepare(source, self.segmenter_preprocess)
         probs = torch.sigmoid(self.segmenter(prep.image.to(_device_of(self.segmenter))).float()).amax(1)  # (1, h, w)
-        mask = prep.geometry.map_to_original(probs)[0].cpu() > cut
+        mask = prep.geometry.on_grid(factor).map_to_original(probs)[0].cpu() > cut
         labels, counts = connected_components(mask[None])
         return mask, component_boxes(labels, counts)[0]
 
@@ -326,7 +419,7 @@ class Explainer:
             if os.environ.get("MEDCAM_DEBUG"):
                 traceback.print_exc()
             method = options.get("method")
-            return fail_record(label, _reason(err), method if isinstance(method, str) else self.method_label)
+            return fail_record(label, failure_reason(err), method if isinstance(method, str) else self.method_label)
 
     @property
     def method_label(self) -> str:

@@ -64,13 +64,12 @@ def mask_overlay(image: Any, mask: Tensor | np.ndarray, boxes: Any = (), *, alph
     Returns:
         ``(H, W, 3)`` uint8: ``(1 - alpha) * image + alpha * green`` inside the mask, the image elsewhere.
     """
-    rgb = to_rgb(image).astype(np.float64)
+    out = to_rgb(image)
     inside = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask, dtype=bool)
-    if inside.shape != rgb.shape[:2]:
-        raise ValueError(f"mask {inside.shape} does not match the image {rgb.shape[:2]}")
+    if inside.shape != out.shape[:2]:
+        raise ValueError(f"mask {inside.shape} does not match the image {out.shape[:2]}")
     tint = np.asarray(MASK_COLOR, dtype=np.float64)
-    rgb[inside] = (1.0 - alpha) * rgb[inside] + alpha * tint
-    out = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    out[inside] = np.clip((1.0 - alpha) * out[inside] + alpha * tint + 0.5, 0, 255).astype(np.uint8)  # mask pixels only
     return draw_boxes(out, boxes, color=MASK_BOX_COLOR, width=_line_width(out)) if len(boxes) else out
 
 
@@ -93,15 +92,16 @@ def write_pngs(images: Mapping[str, Any], out_dir: str | os.PathLike[str], stem:
 
     Args:
         images: ``{kind: (H, W, 3) uint8}``, e.g. ``{"saliency": ..., "overlay": ...}``.
-        out_dir: destination folder (created).
+        out_dir: destination folder (created; :class:`~medcam.errors.OutputError` if it is a file).
         stem: the image's file stem.
         stamp: the timestamp (default: now).
 
     Returns:
         ``{kind: path}`` as strings.
     """
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    from ..outputs import output_folder
+
+    folder = output_folder(out_dir, "output folder")
     stamp = stamp or timestamp()
     kinds: Sequence[str] = list(images)
     for n in range(max_tries):

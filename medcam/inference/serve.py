@@ -11,16 +11,20 @@ Request keys: ``img_path`` (required), ``destination_path`` (folder for the
 PNGs; default the ``--out`` folder), and optionally ``method``, ``target``,
 ``threshold``, ``mask_threshold`` and ``id`` (echoed back). Blank lines are
 skipped. A line that is not a JSON object, lacks ``img_path`` or has unknown
-keys gets a ``fail`` answer saying so; the service goes on until end of input.
+keys gets a ``fail`` answer saying so; so does a line longer than
+:data:`medcam.limits.MAX_REQUEST_CHARS` (read and dropped in pieces, never
+held whole) and JSON nested too deeply to parse. The service goes on until
+end of input.
 """
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
+from ..limits import MAX_REQUEST_CHARS
 from .record import fail_record
 
-__all__ = ["serve", "handle_request", "REQUEST_KEYS"]
+__all__ = ["serve", "handle_request", "request_lines", "REQUEST_KEYS"]
 
 #: Keys a request may carry.
 REQUEST_KEYS: tuple[str, ...] = ("img_path", "destination_path", "method", "target", "threshold", "mask_threshold",
@@ -42,6 +46,8 @@ def handle_request(explainer: Any, line: str, default_out: str | None) -> dict[s
         request = json.loads(line)
     except json.JSONDecodeError as err:
         return _bad(f"not valid JSON ({err.msg} at column {err.colno})")
+    except RecursionError:
+        return _bad("JSON nested too deeply")
     if not isinstance(request, dict):
         return _bad(f"expected a JSON object like {{\"img_path\": ..., \"destination_path\": ...}}, "
                     f"got {type(request).__name__}")
@@ -73,6 +79,23 @@ def handle_request(explainer: Any, line: str, default_out: str | None) -> dict[s
     return record
 
 
+def request_lines(stdin: IO[str], limit: int = MAX_REQUEST_CHARS) -> Iterator[str | None]:
+    """The lines of ``stdin`` (with their newline); None for a line longer than ``limit`` characters,
+    whose text is read and dropped ``limit`` characters at a time."""
+    while True:
+        line = stdin.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith("\n"):
+            while True:
+                rest = stdin.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+        else:
+            yield line
+
+
 def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | None = None) -> int:
     """Answer requests from ``stdin`` on ``stdout`` until end of input.
 
@@ -80,10 +103,13 @@ def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | No
         the number of requests answered.
     """
     answered = 0
-    for line in stdin:
-        if not line.strip():
+    for line in request_lines(stdin):
+        if line is None:
+            record = _bad(f"request line longer than {MAX_REQUEST_CHARS:,} characters; skipped")
+        elif not line.strip():
             continue
-        record = handle_request(explainer, line, default_out)
+        else:
+            record = handle_request(explainer, line, default_out)
         stdout.write(json.dumps(record) + "\n")
         stdout.flush()
         answered += 1

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..errors import SpecError
 
-__all__ = ["OVERRIDE_KEYS", "merge_preprocess", "parse_size", "parse_radius"]
+__all__ = ["OVERRIDE_KEYS", "merge_preprocess", "parse_size", "parse_radius", "parse_pixels"]
 
 #: ``preprocess`` keys that may be overridden at inference time. ``mean``/``std``
 #: are not among them: they belong to the trained weights.
@@ -33,6 +33,22 @@ def parse_size(text: str | None, what: str = "--size") -> list[int] | None:
     if len(values) != 2 or min(values) < 1:
         raise SpecError(f"{what}: expected HEIGHT[,WIDTH] with positive pixel counts, got {text!r}")
     return values
+
+
+def parse_pixels(text: str | int | None, what: str = "--max-pixels") -> int | None:
+    """A pixel count: ``"50000000"``, ``"50M"`` / ``"50m"`` (millions) or ``"5e7"``; None stays None."""
+    if text is None:
+        return None
+    value = str(text).strip().lower().replace("_", "").replace(",", "")
+    scale = 1_000_000 if value.endswith(("m", "mpx")) else 1
+    value = value[:-3] if value.endswith("mpx") else value[:-1] if value.endswith("m") else value
+    try:
+        pixels = float(value) * scale
+    except ValueError as err:
+        raise SpecError(f"{what}: expected a pixel count such as 50000000 or 50M, got {text!r}") from err
+    if not pixels >= 1 or pixels != pixels:
+        raise SpecError(f"{what}: expected a positive pixel count, got {text!r}")
+    return int(pixels)
 
 
 def parse_radius(text: str | int | None) -> int | None | str:

@@ -7,6 +7,7 @@ time with a progress bar. Raw maps are ``(B, T, h, w)``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Iterator
 
 import torch
@@ -21,7 +22,12 @@ from medcam.model import MedcamModel
 
 from .gradient import weighted_sum
 
-__all__ = ["ScoreCAM", "AblationCAM", "masked_input_scores", "ablation_scores", "SCORES"]
+__all__ = ["ScoreCAM", "AblationCAM", "masked_input_scores", "ablation_scores", "SCORES", "MAX_CHUNK_PIXELS"]
+
+#: Score-CAM's masked batch ``(n, C_in, H, W)`` holds at most ``n * H * W`` = this many pixels per
+#: forward pass (2**24: 256 masked images of 256 x 256, 16 of 1024 x 1024); a larger ``batch_size``
+#: is lowered for that call, with a warning, so memory does not grow with batch_size x H x W.
+MAX_CHUNK_PIXELS = 1 << 24
 
 #: How Score-CAM turns logits ``(N, K)`` into the score of each class.
 SCORES: dict[str, Callable[[Tensor], Tensor]] = {
@@ -60,13 +66,20 @@ def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, act
             (bilinear) to ``(H, W)`` and min-max normalized to [0, 1].
         targets: ``(B, T)`` class indices.
         score: logits ``(N, K)`` -> class scores ``(N, K)``.
-        batch_size: masked images per forward pass.
+        batch_size: masked images per forward pass (lowered to ``MAX_CHUNK_PIXELS // (H * W)``
+            with a warning when larger).
 
     Returns:
         ``(B, T, C)``.
     """
     b, c = activations.shape[:2]
     size = images.shape[-2:]
+    limit = max(1, MAX_CHUNK_PIXELS // (int(size[0]) * int(size[1])))
+    if batch_size > limit:
+        warnings.warn(f"scorecam: batch_size {batch_size} of {size[0]}x{size[1]} masked images would hold "
+                      f"{batch_size * size[0] * size[1] / 1e6:.0f} M pixels per forward pass; using {limit} "
+                      f"(medcam_cam.perturbation.MAX_CHUNK_PIXELS = {MAX_CHUNK_PIXELS:,})", stacklevel=2)
+        batch_size = limit
     out = activations.new_zeros((b, targets.shape[1], c))
     for bi, ki in _pair_chunks(b, c, activations.device, batch_size, "scorecam", progress):
         upsampled = F.interpolate(activations[bi, ki][:, None], size=size, mode="bilinear", align_corners=False)

@@ -46,3 +46,15 @@ def test_old_gradio_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(__version__="4.44.1"))
     with pytest.raises(AppDependencyError, match="needs gradio>=6, found 4.44.1"):
         require_gradio()
+
+
+def test_upload_errors_name_the_file_not_the_server_copy():
+    from medcam.app.gradio_app import upload_error
+    from medcam.errors import DataError
+
+    server = "/tmp/gradio/0123abcd/scan (1).png"
+    err = DataError(f"{server}: not a readable image (cannot identify image file '{server}')")
+    assert upload_error(err, server, "scan (1).png") == \
+        "scan (1).png: not a readable image (cannot identify image file 'scan (1).png')"
+    assert upload_error(RuntimeError("out of memory"), server, "scan (1).png") == \
+        "scan (1).png: RuntimeError: out of memory"

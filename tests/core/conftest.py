@@ -40,20 +40,3 @@ def registered_test_parts():
     yield
     backbones.unregister("spec_test_net")
     segmenters.unregister("spec_test_seg")
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run ``medcam ARGS...`` through the real entry function: ``cli(*args) -> (exit code, stdout, stderr)``."""
-    from medcam.cli import main
-
-    def invoke(*args: object) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main([str(a) for a in args])
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return invoke

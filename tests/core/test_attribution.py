@@ -152,8 +152,9 @@ def test_modes_and_requires_grad_are_restored(images):
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == flags
     assert torch.equal(model.backbone.stem[1].running_mean, running)   # explained in eval mode
-    explain(model, images, ActMean(), eval_mode=False)                 # keeps train mode: BN stats move
-    assert not torch.equal(model.backbone.stem[1].running_mean, running)
+    explain(model, images, ActMean(), eval_mode=False)                 # keeps train mode, and BN stats
+    assert torch.equal(model.backbone.stem[1].running_mean, running)   # are restored: explaining is not training
+    assert [m.training for m in model.modules()] == modes
 
 
 def test_gradients_work_under_no_grad_and_inference_mode(model, images):

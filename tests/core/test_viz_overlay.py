@@ -58,3 +58,24 @@ def test_save_image_writes_a_png(tmp_path):
     with Image.open(path) as loaded:
         assert loaded.format == "PNG"
         assert np.array_equal(np.asarray(loaded.convert("RGB")), array)
+
+
+@pytest.mark.parametrize("cmap", ["jet", "viridis", "gray"])
+def test_colorize_equals_matplotlib_on_every_value(cmap):
+    """The uint8 lookup table gives what the colormap's own float path gives, rounded, bin edges included."""
+    from matplotlib import colormaps
+
+    values = np.concatenate([np.linspace(0, 1, 4097, dtype=np.float32), np.arange(257, dtype=np.float32) / 256])
+    heat = torch.from_numpy(values).view(1, -1)
+    expected = (np.asarray(colormaps[cmap](values))[:, :3] * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(colorize(heat, cmap)[0], expected)
+
+
+def test_overlay_matches_a_float64_blend():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    heat = torch.from_numpy(rng.random((64, 64), dtype=np.float32))
+    for alpha in (0.0, 0.3, 0.5, 1.0):
+        reference = np.clip((1 - alpha) * image.astype(np.float64) + alpha * colorize(heat).astype(np.float64) + 0.5,
+                            0, 255).astype(np.uint8)
+        assert np.abs(overlay(image, heat, alpha=alpha).astype(int) - reference).max() <= 1

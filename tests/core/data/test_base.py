@@ -127,3 +127,22 @@ def test_subset_and_random_crop_augmentation(tmp_path):
     assert torch.equal(ds[3]["image"], ds[3]["image"]) and ds.augment is None  # centred and fixed otherwise
     with pytest.raises(DataError, match="out of range"):
         ds.subset([7])
+
+
+def test_huge_image_with_mask_and_reference_boxes_is_reduced_consistently(tmp_path):
+    """An image above medcam.limits.REDUCE_ABOVE_PIXELS is read reduced; its mask is reduced alike and
+    boxes given on the original keep their place: the item is what preprocess_image gives."""
+    h, w = 4200, 4100
+    image = save_png(tmp_path / "huge.png", (rect_mask(h, w, (2000, 1000, 3000, 2000)) * 200).astype("uint8"))
+    mask = save_png(tmp_path / "huge_mask.png", rect_mask(h, w, (2000, 1000, 3000, 2000)))
+    small = save_png(tmp_path / "small.png", noise_image(40, 40, seed=1))
+    spec = {"in_chans": 1, "preprocess": {"size": 64}}
+    recs = [Record(str(image), 0, masks=(str(mask),), boxes=((2000.0, 1000.0, 3000.0, 2000.0),), box_labels=(0,)),
+            Record(str(small), 1, masks=(str(save_png(tmp_path / "small_mask.png", rect_mask(40, 40))),))]
+    ds = MedcamDataset(recs, ["a", "b"], has_masks=True, preprocess=spec, check="full")
+    item = ds[0]
+    assert torch.equal(item["image"], preprocess_image(image, spec).image[0])
+    expected = torch.tensor([2000 * 64 / w, 1000 * 64 / h, 3000 * 64 / w, 2000 * 64 / h])
+    torch.testing.assert_close(item["boxes"][0], expected, atol=0.6, rtol=0)
+    rows, cols = item["mask"].nonzero().unbind(1)
+    assert abs(int(cols.min()) - expected[0]) <= 1 and abs(int(rows.max()) + 1 - expected[3]) <= 1

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from medcam.data.io import as_image_array, image_size, is_image_file, read_image, read_mask, to_channels
+from medcam.data.io import (as_image_array, image_size, is_image_file, read_image, read_mask, reduce_array,
+                            to_channels)
 from medcam.errors import DataError
 
 from medcam_data_trees import save_png
@@ -100,3 +101,40 @@ def test_in_memory_images():
 def test_is_image_file():
     assert is_image_file("a/b (1).PNG") and is_image_file("x.jpeg")
     assert not is_image_file(".hidden.png") and not is_image_file("notes.txt")
+
+
+def test_reduce_array_averages_blocks_and_partial_edges():
+    arr = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    out = reduce_array(arr, 3)
+    assert out.shape == (2, 3)
+    assert out[0, 0] == pytest.approx(arr[:3, :3].mean()) and out[1, 2] == pytest.approx(arr[3:, 6:].mean())
+    assert reduce_array(np.full((5, 7, 3), 0.25, np.float32), 4).shape == (2, 2, 3)
+    assert np.all(reduce_array(np.full((5, 7, 3), 0.25, np.float32), 4) == 0.25)  # constant stays constant
+
+
+@pytest.mark.parametrize("mode, dtype, scale", [("L", np.uint8, 255), ("I;16", np.uint16, 65535)])
+def test_read_image_reduced_while_decoding(tmp_path, mode, dtype, scale):
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, scale, (37, 50), dtype=dtype)
+    path = tmp_path / "r.png"
+    Image.fromarray(arr).save(path)
+    out = read_image(path, reduce=4)
+    assert out.shape == (10, 13, 1)
+    np.testing.assert_allclose(out[..., 0], reduce_array(arr.astype(np.float32) / scale, 4), atol=1 / 255)
+
+
+def test_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.full((400, 600, 3), 120, np.uint8)).save(path, quality=95)
+    out = read_image(path, reduce=4)
+    assert out.shape == (100, 150, 3)
+    np.testing.assert_allclose(out, 120 / 255, atol=2 / 255)
+
+
+def test_pixel_limit_is_checked_from_the_header(tmp_path):
+    path = save_png(tmp_path / "p.png", np.zeros((30, 40), np.uint8))
+    assert image_size(path, max_pixels=1200) == (30, 40)
+    with pytest.raises(DataError, match=r"40x30 is 0.0 Mpx, more than the limit of 0.0 Mpx"):
+        image_size(path, max_pixels=1199)
+    with pytest.raises(DataError, match="more than the limit"):
+        read_image(path, max_pixels=1000)

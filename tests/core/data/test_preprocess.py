@@ -152,3 +152,23 @@ def test_rolling_ball_runs_on_grey_and_is_replicated(tmp_path):
     assert torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
     assert float(img[0, 0, 0]) < 0.01 and float(img[0, 10, 10]) > 0.2
     assert prep.original[0, 0, 0] == pytest.approx(200 / 255)  # the image as read is kept for display
+
+
+def test_reduction_on_load_only_above_the_limit_keeping_twice_the_resize():
+    square = Preprocess.from_spec({"size": 100})
+    assert square.reduction(4096, 4096) == 1  # 16.8 Mpx: not above medcam.limits.REDUCE_ABOVE_PIXELS
+    assert square.reduction(5000, 9000) == 25  # min(5000 / 100, 9000 / 100) / 2
+    assert Preprocess.from_spec({"size": 100, "resize": "pad"}).reduction(5000, 9000) == 45
+    assert Preprocess.from_spec({"size": 100, "resize": "none", "downscale": 8}).reduction(5000, 9000) == 4
+    assert Preprocess.from_spec({"size": 100, "resize": "none"}).reduction(5000, 9000) == 1  # own scale: never
+
+
+def test_huge_array_is_reduced_and_its_geometry_refers_to_the_original():
+    image = np.zeros((4200, 4100), np.float32)
+    image[1000:2000, 2000:3000] = 1.0
+    prep = preprocess_image(image, {"size": 64}, in_chans=1)
+    assert prep.factor == 32 and prep.original.shape == (132, 129, 1)
+    assert prep.geometry.original_size == (4200, 4100)
+    box = prep.geometry.boxes_to_output(torch.tensor([[2000.0, 1000.0, 3000.0, 2000.0]]))[0]
+    bright = (prep.image[0, 0] > 0.5).nonzero()
+    assert abs(float(box[0]) - int(bright[:, 1].min())) <= 1 and abs(float(box[3]) - (int(bright[:, 0].max()) + 1)) <= 1

@@ -1,9 +1,14 @@
 """Child process for the engine's subprocess tests (run directly or under torchrun; not collected).
 
-    python _train_child.py --out DIR [--resume] [--kill-at EPOCH STEP] [--plain] [--epochs N]
+    python _train_child.py --out DIR [--resume] [--kill-at EPOCH STEP] [--pause-after checkpoint|metrics]
+                           [--plain] [--epochs N]
 
 Trains on a tiny generated lesion set. ``--kill-at`` prints a marker after that
-optimizer step (0-based epoch and step) and then waits to be killed.
+optimizer step (0-based epoch and step) and then waits to be killed;
+``--pause-after`` does so right after the final epoch's ``last.pt``
+(``checkpoint``) or ``metrics.jsonl`` (``metrics``) is written, the two
+moments between which an epoch's files are written. :func:`kill_at_marker`
+runs a child until its marker and SIGKILLs it.
 ``--plain`` uses a backbone without batch normalization, registered here, so
 that several processes compute exactly what one process computes on the same
 global batch (per-process batch statistics would differ otherwise).
@@ -11,8 +16,12 @@ global batch (per-process batch statistics would differ otherwise).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -61,14 +70,65 @@ class Materialized(Dataset):
         return self.items[i]
 
 
+def _pause() -> None:
+    print("KILL-MARKER", flush=True)
+    time.sleep(600)
+
+
 class KillAt(Callback):
     def __init__(self, epoch: int, step: int):
         self.epoch, self.step = epoch, step
 
     def on_step_end(self, trainer, epoch, step, logs):
         if (epoch, step) == (self.epoch, self.step):
-            print("KILL-MARKER", flush=True)
-            time.sleep(600)
+            _pause()
+
+
+def pause_after(moment: str, epochs: int) -> None:
+    """Make the final epoch pause right after its ``last.pt`` (``checkpoint``) or ``metrics.jsonl`` (``metrics``)."""
+    from medcam.engine import logs, trainer
+
+    if moment == "checkpoint":
+        save = trainer.save
+
+        def save_then_pause(model, path, **kwargs):
+            written = save(model, path, **kwargs)
+            if Path(path).name == "last.pt" and kwargs.get("epoch") == epochs:
+                _pause()
+            return written
+
+        trainer.save = save_then_pause
+    else:
+        write = logs.RunFiles.write_history
+
+        def write_then_pause(self, history):
+            write(self, history)
+            if len(history) == epochs:
+                _pause()
+
+        logs.RunFiles.write_history = write_then_pause
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child run: one thread, unbuffered output."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def kill_at_marker(args: list[str]) -> None:
+    """Run this script with ``args`` until it prints ``KILL-MARKER``, then SIGKILL it (an AssertionError if it
+    exits first)."""
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=child_env())
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if "KILL-MARKER" in line:
+                break
+        else:
+            raise AssertionError(f"the child exited before the kill marker (status {proc.wait()})")
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def main() -> None:
@@ -76,6 +136,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-at", nargs=2, type=int)
+    parser.add_argument("--pause-after", choices=("checkpoint", "metrics"))
     parser.add_argument("--plain", action="store_true")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
@@ -90,6 +151,8 @@ def main() -> None:
     train = Materialized(SyntheticLesions([8, 8, 8], size=32, seed=1))
     val = Materialized(SyntheticLesions([5, 5, 5], size=32, seed=2))
     callbacks = [KillAt(*args.kill_at)] if args.kill_at else []
+    if args.pause_after:
+        pause_after(args.pause_after, args.epochs)
     trainer = Trainer(spec, config, out_dir=args.out, callbacks=callbacks)
     trainer.fit(train, val, resume=args.resume)
     trainer.dist.close()

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +19,7 @@ from medcam.engine.trainer import EarlyStopping
 from medcam.errors import CheckpointError, DataError, TrainingError
 from medcam.registry import losses
 
-from _train_child import Materialized  # noqa: E402  (next to this file)
+from _train_child import Materialized, child_env, kill_at_marker  # noqa: E402  (next to this file)
 
 CHILD = Path(__file__).with_name("_train_child.py")
 SPEC = {"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 3, "preprocess": {"size": 32},
@@ -204,29 +202,13 @@ def test_bad_data_errors(data):
         Trainer(SPEC, CONFIG).fit(torch.utils.data.Subset(data[0], []))
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
 @pytest.mark.slow
 def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen([sys.executable, str(CHILD), "--out", str(killed), "--kill-at", "1", "1"],
-                            stdout=subprocess.PIPE, text=True, env=_env())
-    try:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            if "KILL-MARKER" in line:
-                break
-        else:
-            pytest.fail(f"the child exited before the kill marker (status {proc.wait()})")
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_at_marker(["--out", str(killed), "--kill-at", "1", "1"])
     assert read_checkpoint(killed / "last.pt").metadata["epoch"] == 1  # killed during epoch 2 (of 2)
-    subprocess.run([sys.executable, str(CHILD), "--out", str(killed), "--resume"], check=True, env=_env())
-    subprocess.run([sys.executable, str(CHILD), "--out", str(clean)], check=True, env=_env())
+    subprocess.run([sys.executable, str(CHILD), "--out", str(killed), "--resume"], check=True, env=child_env())
+    subprocess.run([sys.executable, str(CHILD), "--out", str(clean)], check=True, env=child_env())
     a, b = read_checkpoint(killed / "last.pt"), read_checkpoint(clean / "last.pt")
     assert a.metadata["epoch"] == b.metadata["epoch"] == 2
     assert _max_diff(a.state_dict, b.state_dict) <= 1e-6

@@ -82,3 +82,10 @@ def test_serve_answers_every_line_in_order(explainer, image, tmp_path, schema):
     assert answers[0]["id"] == 1 and answers[2]["id"] == 3 and "id" not in answers[1]
     for answer in answers:
         jsonschema.validate(answer, schema)
+
+
+def test_request_lines_cut_overlong_lines_at_the_limit():
+    from medcam.inference.serve import request_lines
+
+    text = "a" * 5 + "\n" + "b" * 6 + "\n" + "c" * 23 + "\n" + "d" * 4
+    assert list(request_lines(io.StringIO(text), limit=6)) == ["aaaaa\n", "bbbbbb\n", None, "dddd"]
