@@ -37,6 +37,7 @@ from .registry import Registry, did_you_mean, get_registry, models, normalize_na
 __all__ = [
     "MODEL_KEYS",
     "SEGMENTER_KEYS",
+    "PART_LISTS",
     "PREPROCESS_DEFAULTS",
     "load_spec",
     "deep_merge",
@@ -44,6 +45,7 @@ __all__ = [
     "resolve_model_spec",
     "resolve_segmenter_spec",
     "resolve_preprocess",
+    "resolve_display_names",
     "dump_spec",
 ]
 
@@ -58,11 +60,24 @@ MODEL_KEYS: dict[str, str] = {
     "num_classes": "number of output classes K (logits are (B, K))",
     "in_chans": "image channels: 1 (greyscale) or 3 (default 3)",
     "multilabel": "true: one sigmoid per class (ChestX-ray14 style); false: softmax (default)",
-    "class_names": "optional list of K class names, used in reports and the CLI",
+    "class_names": "optional list of K class names (the data's folder or label names, in label order)",
+    "display_names": "optional names shown for the classes (verdicts, app): a list of K, or {class name: shown "
+                     "name}; class_names stay the data's names",
     "loss": "list of loss part specs, each with an optional combination 'weight' (default [{'name': 'ce'}])",
     "attribution": "default attribution method part spec, or null (methods: medcam list attributions)",
     "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
+    "replace": "paths whose preset value this spec replaces instead of merging, e.g. ['loss'] or "
+               "['loss.attention_box.rules'] (kept in the resolved spec)",
+    "ensemble": "{members: k}: the model is k copies of this architecture whose logits are averaged (a k-fold "
+                "ensemble; written by medcam train --folds K --final ensemble)",
 }
+
+#: Keys of a model spec that hold lists of named parts: a preset's list and the
+#: user's merge part by part, matched by name (see :func:`deep_merge`).
+PART_LISTS: tuple[str, ...] = ("loss",)
+
+#: Keys a resolved spec carries only when they are set.
+OPTIONAL_KEYS: tuple[str, ...] = ("name", "replace", "ensemble")
 
 #: Top-level keys of a segmenter spec.
 SEGMENTER_KEYS: dict[str, str] = {
@@ -132,26 +147,80 @@ def dump_spec(spec: Mapping[str, Any], fmt: str = "yaml") -> str:
     return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=None)
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, part_lists: tuple[str, ...] = (),
+               replace: tuple[str, ...] | list[str] = (), path: str = "") -> dict[str, Any]:
     """``override`` over ``base``: mappings merge recursively, everything else replaces.
 
-    A part whose ``name`` changes is replaced whole (a preset's ResNet
-    parameters make no sense for a VMamba), not merged. A part given by its
-    name alone (``backbone: resnet18``) keeps that name when a mapping without
-    ``name`` is merged over it (``{"pretrained": True}`` -> ``{"name": "resnet18",
-    "pretrained": True}``).
+    * A part whose ``name`` changes is replaced whole (a preset's ResNet
+      parameters make no sense for a VMamba), not merged. A part given by its
+      name alone (``backbone: resnet18``) keeps that name when a mapping without
+      ``name`` is merged over it (``{"pretrained": True}`` -> ``{"name": "resnet18",
+      "pretrained": True}``).
+    * The lists of named parts under the keys ``part_lists`` (a model spec's
+      ``loss``) merge by part name: an override item merges over the base item
+      of the same name, in its place (``[{"name": "attention_box", "segmenter":
+      "lungs.pt"}]`` changes only that parameter of the preset's attention_box
+      loss); an item with a new name is appended; base items the override does
+      not name are kept. Two parts of one name in a list cannot be matched:
+      that is an error asking for ``replace``.
+    * ``replace`` lists dotted paths (:mod:`medcam.spec_path`, e.g. ``"loss"``,
+      ``"loss.attention_box.rules"``) whose value the override replaces whole.
+
+    Args:
+        path: where ``base`` sits in the enclosing spec (for ``replace`` and errors).
+
+    Raises:
+        SpecError: an override list item without a name, or a name that two
+            items share, in a list that merges by name.
     """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
+        here = f"{path}.{key}" if path else str(key)
         old = out.get(key)
+        if here in replace or key not in out:
+            out[key] = copy.deepcopy(value)
+            continue
+        if key in part_lists and isinstance(old, (list, tuple)) and isinstance(value, (list, tuple, str, Mapping)):
+            out[key] = _merge_part_list(list(old), value, here, replace)
+            continue
         if isinstance(old, str) and isinstance(value, Mapping) and "name" not in value:
             old = {"name": old}
         same_part = not (isinstance(old, Mapping) and isinstance(value, Mapping)
                          and "name" in value and "name" in old and normalize_name(str(value["name"])) != normalize_name(str(old["name"])))
         if isinstance(old, Mapping) and isinstance(value, Mapping) and same_part:
-            out[key] = deep_merge(old, value)
+            out[key] = deep_merge(old, value, replace=replace, path=here)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def _merge_part_list(base: list[Any], override: Any, path: str, replace: tuple[str, ...] | list[str]) -> list[Any]:
+    """The named parts of ``override`` merged into ``base`` by name (see :func:`deep_merge`)."""
+    from .spec_path import part_name
+
+    items = [override] if isinstance(override, (str, Mapping)) else list(override)
+    hint = f"give the whole list and 'replace: [{path}]' to replace the preset's list"
+    names = [part_name(item) for item in base]
+    out = copy.deepcopy(base)
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        name = part_name(item)
+        if name is None:
+            raise SpecError(f"{path}[{i}]: missing 'name'; the parts of a preset's {path} list merge by name ({hint})")
+        if name in seen:
+            raise SpecError(f"{path}: two parts named '{name}' cannot be merged with the preset's by name; {hint}")
+        seen.add(name)
+        matches = [j for j, n in enumerate(names) if n == name]
+        if len(matches) > 1:
+            raise SpecError(f"{path}: the preset has {len(matches)} parts named '{name}', so '{name}' cannot be "
+                            f"merged by name; {hint}")
+        if not matches:
+            out.append(copy.deepcopy(item))
+            continue
+        j = matches[0]
+        old = out[j] if isinstance(out[j], Mapping) else {"name": out[j]}
+        new = item if isinstance(item, Mapping) else {"name": item}
+        out[j] = deep_merge(old, new, replace=replace, path=f"{path}.{name}")
     return out
 
 
@@ -336,8 +405,36 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dic
     return _plain(out, path)
 
 
+def _replace_paths(spec: Mapping[str, Any]) -> list[str]:
+    """The spec's ``replace`` list, validated against the keys it sets."""
+    from .spec_path import has_path, split_path
+
+    raw = spec.get("replace")
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(p, str) for p in raw):
+        raise SpecError(f"replace: expected a list of paths such as ['loss'], got {raw!r}")
+    if not spec.get("name"):
+        raise SpecError("replace: only used with a preset ('name'): it says which preset values this spec "
+                        "replaces instead of merging")
+    own = {k: v for k, v in spec.items() if k not in ("name", "replace")}
+    out = []
+    for text in raw:
+        parts = split_path(text)
+        if parts[0] not in MODEL_KEYS or parts[0] in OPTIONAL_KEYS:
+            raise SpecError(f"replace: '{text}' does not start with a spec key{did_you_mean(parts[0], MODEL_KEYS)}")
+        if not has_path(own, parts):
+            raise SpecError(f"replace: '{text}' is not set in this spec, so nothing would replace the preset's value")
+        out.append(".".join(parts))
+    return out
+
+
 def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
     if "name" not in spec or spec["name"] is None:
+        if spec.get("replace"):
+            _replace_paths(spec)  # raises: replace needs a preset
         return spec
     name = spec["name"]
     if not isinstance(name, str):
@@ -348,10 +445,60 @@ def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
         raise UnknownNameError(f"name: {err}") from None
     if not isinstance(preset, Mapping):
         raise SpecError(f"name: model preset '{name}' is a {type(preset).__name__}, not a spec mapping")
+    replace = _replace_paths(spec)
     base = {k: v for k, v in preset.items() if k != "name"}
-    merged = deep_merge(base, {k: v for k, v in spec.items() if k != "name"})
+    merged = deep_merge(base, {k: v for k, v in spec.items() if k not in ("name", "replace")},
+                       part_lists=PART_LISTS, replace=tuple(replace))
     merged["name"] = normalize_name(name)
+    if replace:
+        merged["replace"] = replace
     return merged
+
+
+def resolve_display_names(raw: Any, class_names: list[str] | None, num_classes: int) -> list[str] | None:
+    """The ``display_names`` of a spec as a list of K strings (or None).
+
+    ``raw`` is a list of K names in label order, or a mapping ``{class name:
+    shown name}`` (classes it omits keep their class name), which needs
+    ``class_names``. YAML reads a folder called ``3`` as the number 3; keys are
+    compared as strings.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):
+        if class_names is None:
+            raise SpecError("display_names: a mapping {class name: shown name} needs class_names (from the data "
+                            "when training); or give a list of num_classes names")
+        shown = {str(k): v for k, v in raw.items()}
+        for key in shown:
+            if key not in class_names:
+                raise SpecError(f"display_names.{key}: not a class{did_you_mean(key, class_names)} "
+                                f"(classes: {', '.join(class_names)})")
+        names = [shown.get(c, c) for c in class_names]
+    elif isinstance(raw, (list, tuple)):
+        names = list(raw)
+        if len(names) != num_classes:
+            raise SpecError(f"display_names: {len(names)} names for num_classes={num_classes}")
+    else:
+        raise SpecError(f"display_names: expected a list of names or a mapping {{class name: shown name}}, got {raw!r}")
+    for i, value in enumerate(names):
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(f"display_names[{i}]: expected a non-empty string, got {value!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SpecError(f"display_names: '{repeated[0]}' is shown for two classes; each class needs its own name")
+    return [str(n) for n in names]
+
+
+def _resolve_ensemble(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - {"members"} or "members" not in raw:
+        raise SpecError(f"ensemble: expected {{members: k}} (k >= 2 copies of the model), got {raw!r}")
+    members = _positive_int(raw["members"], "ensemble.members")
+    if members < 2:
+        raise SpecError(f"ensemble.members: an ensemble needs at least 2 members, got {members}")
+    return {"members": members}
 
 
 def resolve_model_spec(source: Any) -> dict[str, Any]:
@@ -366,14 +513,17 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     _check_keys(spec, MODEL_KEYS, "")
     if "backbone" not in spec:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
+    class_names = spec.get("class_names")
     if "num_classes" not in spec:
-        raise SpecError("num_classes: missing (the number of classes the model predicts)")
+        if not isinstance(class_names, (list, tuple)) or not class_names:
+            raise SpecError("num_classes: missing (the number of classes the model predicts; give num_classes or "
+                            "class_names, or medcam build --num-classes K)")
+        spec["num_classes"] = len(class_names)
     num_classes = _positive_int(spec["num_classes"], "num_classes")
     in_chans = _positive_int(spec.get("in_chans", 3), "in_chans")
     multilabel = spec.get("multilabel", False)
     if not isinstance(multilabel, bool):
         raise SpecError(f"multilabel: expected true or false, got {multilabel!r}")
-    class_names = spec.get("class_names")
     if class_names is not None:
         if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
             raise SpecError(f"class_names: expected a list of strings, got {class_names!r}")
@@ -401,9 +551,15 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     out["in_chans"] = in_chans
     out["multilabel"] = multilabel
     out["class_names"] = list(class_names) if class_names is not None else None
+    out["display_names"] = resolve_display_names(spec.get("display_names"), out["class_names"], num_classes)
     out["loss"] = resolved_losses
     out["attribution"] = None if attribution is None else resolve_part("attributions", attribution, "attribution")
     out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans)
+    if spec.get("replace"):
+        out["replace"] = list(spec["replace"])
+    ensemble = _resolve_ensemble(spec.get("ensemble"))
+    if ensemble is not None:
+        out["ensemble"] = ensemble
     return out
 
 

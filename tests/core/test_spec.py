@@ -132,3 +132,122 @@ def test_segmenter_spec_flat_and_nested():
     assert flat["segmenter"] == {"name": "spec_test_seg", "width": 2} and flat["num_classes"] == 1
     with pytest.raises(SpecError, match="segmenter.num_classes: set by medcam"):
         resolve_segmenter_spec({"segmenter": {"name": "spec_test_seg", "num_classes": 2}})
+
+
+# ---------------------------------------------------------------------- preset lists merge by name
+def _preset_loss_lists():
+    from medcam.registry import models
+
+    out = []
+    for name in models.list():
+        preset = models.get(name)
+        if isinstance(preset.get("loss"), list):
+            out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("preset", _preset_loss_lists())
+def test_overriding_one_loss_part_of_a_preset_keeps_the_rest(preset):
+    from medcam.registry import models
+
+    raw = models.get(preset)
+    reference = resolve_model_spec(preset)
+    assert reference["loss"], preset
+    for i, part in enumerate(raw["loss"]):
+        name = part if isinstance(part, str) else part["name"]
+        spec = resolve_model_spec({"name": preset, "loss": [{"name": name, "weight": 0.25}]})
+        assert len(spec["loss"]) == len(reference["loss"])
+        assert spec["loss"][i] == {**reference["loss"][i], "weight": 0.25}
+        assert [p for j, p in enumerate(spec["loss"]) if j != i] == [p for j, p in enumerate(reference["loss"]) if j != i]
+        for key, value in ({} if isinstance(part, str) else part).items():  # every setting the preset made survives
+            if key != "name":
+                assert spec["loss"][i][key] == value, (preset, key)
+        assert {k: v for k, v in spec.items() if k != "loss"} == {k: v for k, v in reference.items() if k != "loss"}
+
+
+def test_attention_box_override_keeps_rules_mode_target_and_adaptive_lambda():
+    spec = resolve_model_spec({"name": "resnet50_attention_box",
+                               "loss": [{"name": "attention_box", "segmenter": "lungs.pt"}]})
+    (loss,) = spec["loss"]
+    assert loss["segmenter"] == "lungs.pt"
+    assert (loss["rules"], loss["mode"], loss["target"], loss["adaptive"], loss["lam_rate"]) == (
+        {"Effusion": "lower", "Pneumothorax": "upper"}, "ratio", "predicted", True, 0.023)
+    assert "replace" not in spec
+
+
+def test_a_new_part_name_is_appended_and_replace_is_explicit_and_kept():
+    added = resolve_model_spec({"name": "resnet50_attention_box", "loss": [{"name": "ce", "weight": 0.1}]})
+    assert [p["name"] for p in added["loss"]] == ["attention_box", "ce"]
+    replaced = resolve_model_spec({"name": "resnet50_attention_box", "replace": ["loss"],
+                                   "loss": [{"name": "attention_box", "segmenter": "lungs.pt"}]})
+    assert replaced["replace"] == ["loss"]
+    assert replaced["loss"][0]["rules"] is None and replaced["loss"][0]["mode"] == "energy"  # factory defaults
+    assert resolve_model_spec(replaced) == replaced  # the marker keeps a resolved spec rebuildable
+    nested = resolve_model_spec({"name": "resnet50_attention_box", "replace": ["loss[attention_box].rules"],
+                                 "loss": [{"name": "attention_box", "rules": {"Effusion": "inside"}}]})
+    assert nested["loss"][0]["rules"] == {"Effusion": "inside"} and nested["loss"][0]["mode"] == "ratio"
+    assert nested["replace"] == ["loss.attention_box.rules"]
+    merged = resolve_model_spec({"name": "resnet50_attention_box",
+                                 "loss": [{"name": "attention_box", "rules": {"Effusion": "inside"}}]})
+    assert merged["loss"][0]["rules"] == {"Effusion": "inside", "Pneumothorax": "upper"}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "resnet50_attention_box", "loss": [{"segmenter": "x.pt"}]},
+     r"loss\[0\]: missing 'name'; the parts of a preset's loss list merge by name"),
+    ({"name": "resnet50_attention_box", "loss": [{"name": "ce"}, {"name": "ce", "weight": 2}]},
+     "loss: two parts named 'ce' cannot be merged"),
+    ({"name": "resnet50_attention_box", "replace": ["los"], "loss": ["ce"]},
+     "replace: 'los' does not start with a spec key; did you mean 'loss'?"),
+    ({"name": "resnet50_attention_box", "replace": ["head"]}, "replace: 'head' is not set in this spec"),
+    ({**BASE, "replace": ["loss"], "loss": ["ce"]}, r"replace: only used with a preset \('name'\)"),
+    ({"name": "resnet50_attention_box", "replace": "loss.attention_box.rules", "loss": ["ce"]},
+     "replace: 'loss.attention_box.rules' is not set in this spec"),
+])
+def test_merge_and_replace_errors(spec, message):
+    with pytest.raises(SpecError, match=message):
+        resolve_model_spec(spec)
+
+
+def test_deep_merge_of_part_lists_needs_unique_names_in_the_base():
+    base = {"loss": [{"name": "ce", "weight": 1.0}, {"name": "ce", "weight": 2.0}]}
+    with pytest.raises(SpecError, match="the preset has 2 parts named 'ce'"):
+        deep_merge(base, {"loss": [{"name": "ce", "weight": 3.0}]}, part_lists=("loss",))
+    assert deep_merge(base, {"loss": ["focal"]}, part_lists=("loss",))["loss"][-1] == "focal"
+    assert deep_merge(base, {"loss": ["focal"]})["loss"] == ["focal"]  # other lists replace
+
+
+# ---------------------------------------------------------------------- display names, num_classes, ensemble
+def test_display_names_as_a_list_or_a_mapping_of_class_names():
+    spec = resolve_model_spec({**BASE, "num_classes": 2, "class_names": ["1", "3"],
+                               "display_names": {3: "Patient with Osteoporosis"}})
+    assert spec["class_names"] == ["1", "3"] and spec["display_names"] == ["1", "Patient with Osteoporosis"]
+    listed = resolve_model_spec({**BASE, "num_classes": 2, "display_names": ["Healthy Patient", "Sick"]})
+    assert listed["display_names"] == ["Healthy Patient", "Sick"] and listed["class_names"] is None
+    assert resolve_model_spec(BASE)["display_names"] is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"display_names": ["a", "b"]}, "display_names: 2 names for num_classes=3"),
+    ({"display_names": {"x": "y"}}, r"display_names: a mapping \{class name: shown name\} needs class_names"),
+    ({"class_names": ["n", "b", "m"], "display_names": {"bb": "y"}}, "display_names.bb: not a class; did you mean 'b'"),
+    ({"display_names": ["a", "a", "c"]}, "display_names: 'a' is shown for two classes"),
+    ({"display_names": ["a", "", "c"]}, r"display_names\[1\]: expected a non-empty string"),
+    ({"ensemble": {"members": 1}}, "ensemble.members: an ensemble needs at least 2 members"),
+    ({"ensemble": 3}, r"ensemble: expected \{members: k\}"),
+])
+def test_display_names_and_ensemble_errors(extra, message):
+    with pytest.raises(SpecError, match=message):
+        resolve_model_spec({**BASE, **extra})
+
+
+def test_num_classes_from_class_names():
+    spec = resolve_model_spec({"backbone": "spec_test_net", "class_names": ["a", "b"]})
+    assert spec["num_classes"] == 2
+    with pytest.raises(SpecError, match="num_classes: missing .*medcam build --num-classes K"):
+        resolve_model_spec({"backbone": "spec_test_net"})
+
+
+def test_ensemble_key_only_when_set():
+    assert "ensemble" not in resolve_model_spec(BASE)
+    assert resolve_model_spec({**BASE, "ensemble": {"members": 3}})["ensemble"] == {"members": 3}
