@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import PluginError, SpecError, UnknownNameError
-from .registry import Registry, did_you_mean, get_registry, models, normalize_name
+from .registry import Registry, did_you_mean, get_registry, normalize_name
+from .spec_merge import PART_LISTS, deep_merge, expand_preset
 
 __all__ = [
     "MODEL_KEYS",
@@ -71,10 +72,6 @@ MODEL_KEYS: dict[str, str] = {
     "ensemble": "{members: k}: the model is k copies of this architecture whose logits are averaged (a k-fold "
                 "ensemble; written by medcam train --folds K --final ensemble)",
 }
-
-#: Keys of a model spec that hold lists of named parts: a preset's list and the
-#: user's merge part by part, matched by name (see :func:`deep_merge`).
-PART_LISTS: tuple[str, ...] = ("loss",)
 
 #: Keys a resolved spec carries only when they are set.
 OPTIONAL_KEYS: tuple[str, ...] = ("name", "replace", "ensemble")
@@ -145,83 +142,6 @@ def dump_spec(spec: Mapping[str, Any], fmt: str = "yaml") -> str:
     import yaml
 
     return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=None)
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, part_lists: tuple[str, ...] = (),
-               replace: tuple[str, ...] | list[str] = (), path: str = "") -> dict[str, Any]:
-    """``override`` over ``base``: mappings merge recursively, everything else replaces.
-
-    * A part whose ``name`` changes is replaced whole (a preset's ResNet
-      parameters make no sense for a VMamba), not merged. A part given by its
-      name alone (``backbone: resnet18``) keeps that name when a mapping without
-      ``name`` is merged over it (``{"pretrained": True}`` -> ``{"name": "resnet18",
-      "pretrained": True}``).
-    * The lists of named parts under the keys ``part_lists`` (a model spec's
-      ``loss``) merge by part name: an override item merges over the base item
-      of the same name, in its place (``[{"name": "attention_box", "segmenter":
-      "lungs.pt"}]`` changes only that parameter of the preset's attention_box
-      loss); an item with a new name is appended; base items the override does
-      not name are kept. Two parts of one name in a list cannot be matched:
-      that is an error asking for ``replace``.
-    * ``replace`` lists dotted paths (:mod:`medcam.spec_path`, e.g. ``"loss"``,
-      ``"loss.attention_box.rules"``) whose value the override replaces whole.
-
-    Args:
-        path: where ``base`` sits in the enclosing spec (for ``replace`` and errors).
-
-    Raises:
-        SpecError: an override list item without a name, or a name that two
-            items share, in a list that merges by name.
-    """
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        here = f"{path}.{key}" if path else str(key)
-        old = out.get(key)
-        if here in replace or key not in out:
-            out[key] = copy.deepcopy(value)
-            continue
-        if key in part_lists and isinstance(old, (list, tuple)) and isinstance(value, (list, tuple, str, Mapping)):
-            out[key] = _merge_part_list(list(old), value, here, replace)
-            continue
-        if isinstance(old, str) and isinstance(value, Mapping) and "name" not in value:
-            old = {"name": old}
-        same_part = not (isinstance(old, Mapping) and isinstance(value, Mapping)
-                         and "name" in value and "name" in old and normalize_name(str(value["name"])) != normalize_name(str(old["name"])))
-        if isinstance(old, Mapping) and isinstance(value, Mapping) and same_part:
-            out[key] = deep_merge(old, value, replace=replace, path=here)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _merge_part_list(base: list[Any], override: Any, path: str, replace: tuple[str, ...] | list[str]) -> list[Any]:
-    """The named parts of ``override`` merged into ``base`` by name (see :func:`deep_merge`)."""
-    from .spec_path import part_name
-
-    items = [override] if isinstance(override, (str, Mapping)) else list(override)
-    hint = f"give the whole list and 'replace: [{path}]' to replace the preset's list"
-    names = [part_name(item) for item in base]
-    out = copy.deepcopy(base)
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        name = part_name(item)
-        if name is None:
-            raise SpecError(f"{path}[{i}]: missing 'name'; the parts of a preset's {path} list merge by name ({hint})")
-        if name in seen:
-            raise SpecError(f"{path}: two parts named '{name}' cannot be merged with the preset's by name; {hint}")
-        seen.add(name)
-        matches = [j for j, n in enumerate(names) if n == name]
-        if len(matches) > 1:
-            raise SpecError(f"{path}: the preset has {len(matches)} parts named '{name}', so '{name}' cannot be "
-                            f"merged by name; {hint}")
-        if not matches:
-            out.append(copy.deepcopy(item))
-            continue
-        j = matches[0]
-        old = out[j] if isinstance(out[j], Mapping) else {"name": out[j]}
-        new = item if isinstance(item, Mapping) else {"name": item}
-        out[j] = deep_merge(old, new, replace=replace, path=f"{path}.{name}")
-    return out
 
 
 # ---------------------------------------------------------------------- parts
@@ -405,56 +325,6 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess") -> dic
     return _plain(out, path)
 
 
-def _replace_paths(spec: Mapping[str, Any]) -> list[str]:
-    """The spec's ``replace`` list, validated against the keys it sets."""
-    from .spec_path import has_path, split_path
-
-    raw = spec.get("replace")
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(p, str) for p in raw):
-        raise SpecError(f"replace: expected a list of paths such as ['loss'], got {raw!r}")
-    if not spec.get("name"):
-        raise SpecError("replace: only used with a preset ('name'): it says which preset values this spec "
-                        "replaces instead of merging")
-    own = {k: v for k, v in spec.items() if k not in ("name", "replace")}
-    out = []
-    for text in raw:
-        parts = split_path(text)
-        if parts[0] not in MODEL_KEYS or parts[0] in OPTIONAL_KEYS:
-            raise SpecError(f"replace: '{text}' does not start with a spec key{did_you_mean(parts[0], MODEL_KEYS)}")
-        if not has_path(own, parts):
-            raise SpecError(f"replace: '{text}' is not set in this spec, so nothing would replace the preset's value")
-        out.append(".".join(parts))
-    return out
-
-
-def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
-    if "name" not in spec or spec["name"] is None:
-        if spec.get("replace"):
-            _replace_paths(spec)  # raises: replace needs a preset
-        return spec
-    name = spec["name"]
-    if not isinstance(name, str):
-        raise SpecError(f"name: expected a preset name, got {name!r}")
-    try:
-        preset = models.get(name)
-    except UnknownNameError as err:
-        raise UnknownNameError(f"name: {err}") from None
-    if not isinstance(preset, Mapping):
-        raise SpecError(f"name: model preset '{name}' is a {type(preset).__name__}, not a spec mapping")
-    replace = _replace_paths(spec)
-    base = {k: v for k, v in preset.items() if k != "name"}
-    merged = deep_merge(base, {k: v for k, v in spec.items() if k not in ("name", "replace")},
-                       part_lists=PART_LISTS, replace=tuple(replace))
-    merged["name"] = normalize_name(name)
-    if replace:
-        merged["replace"] = replace
-    return merged
-
-
 def resolve_display_names(raw: Any, class_names: list[str] | None, num_classes: int) -> list[str] | None:
     """The ``display_names`` of a spec as a list of K strings (or None).
 
@@ -509,7 +379,7 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
         UnknownNameError: an unregistered preset or part name, with close matches.
         FileNotFoundError: a spec file that does not exist.
     """
-    spec = _expand_preset(load_spec(source))
+    spec = expand_preset(load_spec(source), MODEL_KEYS, OPTIONAL_KEYS)
     _check_keys(spec, MODEL_KEYS, "")
     if "backbone" not in spec:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
