@@ -58,6 +58,60 @@ def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
     assert again["mean_std"]["balanced_accuracy"] == result["mean_std"]["balanced_accuracy"]
 
 
+def test_cross_validation_ends_with_a_fold_ensemble_by_default(folder, tmp_path):
+    import torch
+
+    import medcam
+    from medcam.ensemble import MedcamEnsemble
+
+    result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3)
+    final = result["final"]
+    assert final["kind"] == "ensemble" and final["path"] == str(tmp_path / "cv" / "model.pt")
+    model = medcam.load(final["path"])
+    assert isinstance(model, MedcamEnsemble) and model.spec["ensemble"] == {"members": 3}
+    folds = [medcam.load(tmp_path / "cv" / f"fold{i}" / "last.pt") for i in (1, 2, 3)]
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, torch.stack([f(x).logits for f in folds]).mean(0), atol=1e-6)
+    text = (tmp_path / "cv" / "cv_summary.txt").read_text()
+    assert "final model: an ensemble of the 3 fold models" in text and str(tmp_path / "cv" / "model.pt") in text
+
+
+def test_cross_validation_refit_uses_the_epoch_count_the_folds_chose(folder, tmp_path):
+    import medcam
+    from medcam.engine.refit import choose_epochs
+
+    config = {**CONFIG, "epochs": 3}
+    result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), config, tmp_path / "cv", folds=2,
+                            final="refit", name="{backbone}_cv")
+    final = result["final"]
+    histories = [[json.loads(line) for line in (tmp_path / "cv" / f"fold{i}" / "metrics.jsonl").read_text().splitlines()]
+                 for i in (1, 2)]
+    epochs, curve = choose_epochs(histories, "balanced_accuracy", "max")
+    assert final["kind"] == "refit" and final["epochs"] == epochs and final["curve"] == curve
+    assert final["train_images"] == 24  # every image: no fixed test part
+    refit_log = (tmp_path / "cv" / "refit" / "metrics.jsonl").read_text().splitlines()
+    assert len(refit_log) == epochs and all(json.loads(r)["val"] is None for r in refit_log)
+    model = medcam.load(final["path"])
+    assert model.checkpoint_metadata["final"] == "refit" and model.checkpoint_metadata["epochs"] == epochs
+    assert result["name"] == "tiny_cnn_cv" and (tmp_path / "cv" / "fold1" / "summary_tiny_cnn_cv_fold1.txt").is_file()
+    assert f"refit on all 24 training images for {epochs} epochs" in (tmp_path / "cv" / "cv_summary.txt").read_text()
+    with pytest.raises(SpecError, match="final: unknown value 'refti'; did you mean 'refit'"):
+        cross_validate(SPEC, DataConfig(str(folder)), config, tmp_path / "x", folds=2, final="refti")
+
+
+def test_run_name_template_names_the_folder_and_summary(folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = DataConfig(str(folder), dataset="busi", val=0.25, test=0.25)
+    result = train_on_folder(SPEC, data, CONFIG, None, name="{backbone}_lr{lr}_{dataset}_ep{epochs}")
+    assert result["name"] == "tiny_cnn_lr0.001_busi_ep1" and result["out"] == "runs/tiny_cnn_lr0.001_busi_ep1"
+    assert (tmp_path / "runs" / result["name"] / f"summary_{result['name']}.txt").is_file()
+    placed = train_on_folder(SPEC, data, CONFIG, tmp_path / "out" / "{name}_s{seed}", name="{backbone}")
+    assert placed["out"] == str(tmp_path / "out" / "tiny_cnn_s0")
+    with pytest.raises(SpecError, match="unknown field 'backbon'; did you mean 'backbone'"):
+        train_on_folder(SPEC, data, CONFIG, None, name="{backbon}")
+
+
 def test_mean_std():
     assert mean_std([1.0, 3.0, None]) == (2.0, pytest.approx(2 ** 0.5))
     assert mean_std([None]) == (None, None) and mean_std([2.0]) == (2.0, 0.0)
