@@ -21,7 +21,11 @@ What every method returns (the core guarantees it, whatever the method):
 * with ``differentiable=True`` the map stays in the autograd graph (second-order
   gradients are recorded), so a loss can use it;
 * no hook survives the call (even when it raises), and the model's per-module
-  train/eval flags and every parameter's ``requires_grad`` are restored.
+  train/eval flags and every parameter's ``requires_grad`` are restored;
+* a map that came out empty (all zeros: the method's raw map was constant,
+  e.g. Grad-CAM's ReLU of an all-negative map for a class the model does not
+  predict) is flagged in ``AttributionResult.empty`` and, once per call, an
+  :class:`EmptyMapWarning` says how many and what to try instead.
 
 ``target`` is ``None`` (each image's predicted class), an int (the same class
 for every image), a length-``B`` sequence or ``(B,)`` tensor (one class per
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -57,6 +62,8 @@ from .errors import ShapeError, SpecError
 from .model import MedcamModel, ModelOutput
 
 __all__ = [
+    "EmptyMapWarning",
+    "empty_map_advice",
     "Attribution",
     "AttributionContext",
     "AttributionResult",
@@ -71,6 +78,38 @@ __all__ = [
     "replace_output",
     "logits_of",
 ]
+
+
+class EmptyMapWarning(UserWarning):
+    """Some requested attribution maps are empty (all zeros); the message says what to try."""
+
+
+#: Methods suggested when a map is empty: they keep positive evidence where Grad-CAM's ReLU leaves none.
+EMPTY_MAP_ALTERNATIVES = ("gradcam++", "layercam")
+
+
+def empty_map_advice(method: str, empty: int, total: int, classes: Sequence[str] = (), *, cli: bool = False,
+                     predicted: bool = False) -> str:
+    """The warning for ``empty`` of ``total`` maps of ``method`` being all zeros.
+
+    ``classes`` names the target classes of the empty maps; ``cli`` phrases the
+    advice as command-line options (``--method``, ``--target predicted``);
+    ``predicted``: every empty map already explains the predicted class (so
+    targeting it is no advice).
+    """
+    others = [m for m in EMPTY_MAP_ALTERNATIVES if m != method] or ["layercam"]
+    which = f" for class {', '.join(repr(c) for c in classes)}" if classes else ""
+    maps = "the map is" if total == 1 else f"{empty} of {total} maps are"
+    try_methods = " or ".join(others)
+    if predicted:
+        why, how = ("even for the predicted class", f"try --method {try_methods}" if cli else
+                    f"try method {try_methods}")
+    else:
+        why = "as for a class the model does not predict"
+        how = (f"try --method {try_methods}, or --target predicted" if cli else
+               f"try method {try_methods}, or explain the predicted class (target=None)")
+    return (f"{method}: {maps} empty (all zero){which}: the score has no positive evidence at this layer, "
+            f"{why}; {how}")
 
 
 # ---------------------------------------------------------------------- context
@@ -206,12 +245,15 @@ class AttributionResult:
         targets: ``(B, T)`` class indices the maps explain.
         logits: ``(B, K)`` model logits (detached).
         layer: name of the layer that was read.
+        empty: ``(B,)`` / ``(B, T)`` bool, True where a normalized map is all zeros
+            (None for raw maps, which are not normalized).
     """
 
     maps: Tensor
     targets: Tensor
     logits: Tensor
     layer: str
+    empty: Tensor | None = None
 
 
 # ---------------------------------------------------------------------- protocol
@@ -296,6 +338,14 @@ class Attribution(abc.ABC):
                 maps = self.compute(ctx)
             result = self._finish(ctx, maps, raw=raw, size=images.shape[-2:], differentiable=differentiable)
             del ctx
+        if result.empty is not None and bool(result.empty.any()):
+            empty = result.empty.reshape(result.targets.shape[0], -1).cpu()
+            targets = result.targets.cpu()
+            classes = sorted({int(c) for c in targets[empty].tolist()})
+            predicted = bool((targets == result.logits.argmax(1).cpu()[:, None])[empty].all())
+            warnings.warn(EmptyMapWarning(empty_map_advice(self.name, int(empty.sum()), empty.numel(),
+                                                           [str(c) for c in classes], predicted=predicted)),
+                          stacklevel=3)
         return result
 
     def from_output(self, output: ModelOutput, target: TargetLike = None, *, size: Sequence[int] | None = None,
@@ -402,13 +452,17 @@ class Attribution(abc.ABC):
             raise ShapeError(f"{self.name}.compute returned {tuple(maps.shape)}, expected (B={b}, T={t}, h, w)")
         if not differentiable:
             maps = maps.detach()
+        empty = None
         if not raw:
             assert size is not None
             maps = normalize_maps(resize_maps(maps.float(), size))
+            empty = maps.detach().flatten(-2).amax(-1) <= 0  # (B, T); normalized maps are zero only if constant
         if not ctx.several:
             maps = maps[:, 0]
+            empty = None if empty is None else empty[:, 0]
         layer_name = ctx.layer.name if ctx.layer is not None else "output"
-        return AttributionResult(maps=maps, targets=ctx.targets.detach(), logits=ctx.logits.detach(), layer=layer_name)
+        return AttributionResult(maps=maps, targets=ctx.targets.detach(), logits=ctx.logits.detach(), layer=layer_name,
+                                 empty=empty)
 
 
 def _single_output(outputs: list[Any], name: str) -> Tensor:

@@ -379,7 +379,11 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
         UnknownNameError: an unregistered preset or part name, with close matches.
         FileNotFoundError: a spec file that does not exist.
     """
-    spec = expand_preset(load_spec(source), MODEL_KEYS, OPTIONAL_KEYS)
+    raw = load_spec(source)
+    names = raw.get("class_names")
+    if "num_classes" not in raw and isinstance(names, (list, tuple)) and names:
+        raw["num_classes"] = len(names)  # the spec's own class names win over a preset's count
+    spec = expand_preset(raw, MODEL_KEYS, OPTIONAL_KEYS)
     _check_keys(spec, MODEL_KEYS, "")
     if "backbone" not in spec:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")

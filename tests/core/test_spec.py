@@ -161,6 +161,8 @@ def test_display_names_and_ensemble_errors(extra, message):
 def test_num_classes_from_class_names():
     spec = resolve_model_spec({"backbone": "spec_test_net", "class_names": ["a", "b"]})
     assert spec["num_classes"] == 2
+    over_preset = resolve_model_spec({"name": "tiny_classifier", "class_names": ["a", "b", "c"]})
+    assert over_preset["num_classes"] == 3  # the preset says 2; the spec's own class names win
     with pytest.raises(SpecError, match="num_classes: missing .*medcam build --num-classes K"):
         resolve_model_spec({"backbone": "spec_test_net"})
 

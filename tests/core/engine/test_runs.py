@@ -45,6 +45,20 @@ def test_spec_class_names_must_match_the_data(folder, tmp_path):
         train_on_folder(spec, DataConfig(str(folder)), CONFIG, tmp_path / "run")
 
 
+def test_display_names_are_kept_apart_from_the_data_class_names(folder, tmp_path):
+    from medcam.engine.runs import fit_spec_to_data, open_dataset
+
+    data = DataConfig(str(folder), dataset="busi")
+    full = open_dataset(data, {"preprocess": {"size": 32}, "in_chans": 3})
+    spec = fit_spec_to_data({**SPEC, "display_names": {"malignant": "Malignant lesion"}}, full)
+    assert spec["class_names"] == ["normal", "benign", "malignant"]
+    assert spec["display_names"] == ["normal", "benign", "Malignant lesion"]
+    listed = fit_spec_to_data({**SPEC, "display_names": ["N", "B", "M"]}, full)
+    assert listed["display_names"] == ["N", "B", "M"]
+    with pytest.raises(SpecError, match="to show other names for the classes, use display_names"):
+        fit_spec_to_data({**SPEC, "class_names": ["Healthy Patient", "x", "y"]}, full)
+
+
 def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
     result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3)
     assert [f["fold"] for f in result["folds"]] == [1, 2, 3]
