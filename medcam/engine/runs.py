@@ -255,7 +255,8 @@ def _final_text(final: Mapping[str, Any] | None, monitor: str) -> list[str]:
                  f"the mean of their logits): {final['path']}"]
     else:
         best = final["curve"][final["epochs"] - 1]
-        lines = [f"final model: refit on all {final['train_images']} training images for {final['epochs']} epochs "
+        epochs = f"{final['epochs']} epoch{'s' if final['epochs'] != 1 else ''}"
+        lines = [f"final model: refit on all {final['train_images']} training images for {epochs} "
                  f"(chosen by {final['chosen_by']}: {best:.4f}): {final['path']} (run: {final['run']})"]
     if final.get("test"):
         lines.append("final model on the test part: " + format_metrics(final["test"]).splitlines()[0])

@@ -109,7 +109,7 @@ def test_cross_validation_refit_uses_the_epoch_count_the_folds_chose(folder, tmp
     model = medcam.load(final["path"])
     assert model.checkpoint_metadata["final"] == "refit" and model.checkpoint_metadata["epochs"] == epochs
     assert result["name"] == "tiny_cnn_cv" and (tmp_path / "cv" / "fold1" / "summary_tiny_cnn_cv_fold1.txt").is_file()
-    assert f"refit on all 24 training images for {epochs} epochs" in (tmp_path / "cv" / "cv_summary.txt").read_text()
+    assert f"refit on all 24 training images for {epochs} epoch" in (tmp_path / "cv" / "cv_summary.txt").read_text()
     with pytest.raises(SpecError, match="final: unknown value 'refti'; did you mean 'refit'"):
         cross_validate(SPEC, DataConfig(str(folder)), config, tmp_path / "x", folds=2, final="refti")
 
