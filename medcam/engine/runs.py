@@ -199,7 +199,7 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         _check_out(Path(out_dir), resume)  # before reading the data
     full = open_dataset(data, _spec_for_data(spec))
     resolved = fit_spec_to_data(spec, full)
-    out, run_name = _run_dir(out_dir, name, resolved, cfg, data)
+    out, run_name = _run_dir(out_dir, name, resolved, cfg, data, dataset=getattr(full, "layout", data.dataset))
     _check_out(out, resume)
     parts = _split(full, data)
     sizes = {k: len(v) for k, v in parts["indices"].items()}
@@ -319,7 +319,8 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
     dist = dist or DistContext.from_env(cfg.device)
     full = open_dataset(data, _spec_for_data(spec))
     resolved = fit_spec_to_data(spec, full)
-    out, run_name = _run_dir(out_dir, name, resolved, cfg, data, folds=folds)
+    out, run_name = _run_dir(out_dir, name, resolved, cfg, data, folds=folds,
+                             dataset=getattr(full, "layout", data.dataset))
     if not resume and any((out / f"fold{i + 1}" / "last.pt").is_file() for i in range(folds)):
         raise CheckpointError(f"{out} already holds a cross-validation run; pass --resume to continue it or "
                               f"choose another --out folder")

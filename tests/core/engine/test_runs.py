@@ -116,7 +116,7 @@ def test_cross_validation_refit_uses_the_epoch_count_the_folds_chose(folder, tmp
 
 def test_run_name_template_names_the_folder_and_summary(folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = DataConfig(str(folder), dataset="busi", val=0.25, test=0.25)
+    data = DataConfig(str(folder), val=0.25, test=0.25)  # the layout is detected: {dataset} is what was found
     result = train_on_folder(SPEC, data, CONFIG, None, name="{backbone}_lr{lr}_{dataset}_ep{epochs}")
     assert result["name"] == "tiny_cnn_lr0.001_busi_ep1" and result["out"] == "runs/tiny_cnn_lr0.001_busi_ep1"
     assert (tmp_path / "runs" / result["name"] / f"summary_{result['name']}.txt").is_file()
