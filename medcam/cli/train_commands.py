@@ -102,7 +102,8 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
     Splits the data (stratified, seeded) into train / val / test, trains with
     validation after every epoch, keeps the best checkpoint, and reports the
     test metrics of the best checkpoint. With --folds K, runs k-fold
-    cross-validation and reports mean +/- std over folds. Multi-process:
+    cross-validation, reports mean +/- std over folds and ends with one model
+    to serve, DIR/model.pt (--final). Multi-process:
     torchrun --nproc_per_node=N -m medcam train ...
     """
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once

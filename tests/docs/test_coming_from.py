@@ -99,7 +99,7 @@ def test_dental_section(busi_dir, tmp_path):
     final = json.loads((tmp_path / "runs" / "dental" / "cv_results.json").read_text())["final"]
     assert final["kind"] == "refit" and final["epochs"] == 1 and Path(final["path"]).name == "model.pt"
     assert "final model: refit on all" in (tmp_path / "runs" / "dental" / "cv_summary.txt").read_text()
-    line = outputs[-1]
+    line = outputs[-1].rstrip("\n")
     answer = json.loads(line)
     assert tuple(answer) == DENTAL_KEYS and answer["result"] == "ok"
     assert line == json.dumps(answer)  # the screener's json.dumps layout
@@ -112,7 +112,8 @@ def test_dental_section(busi_dir, tmp_path):
 @pytest.mark.data
 def test_siim_section(nih_dir, tmp_path):
     outputs = _run_section("siim", nih_dir.parent, tmp_path)
-    result = json.loads((tmp_path / "siim.json").read_text())
+    assert json.loads((tmp_path / "siim.json").read_text())["split"]["train"] > 0
+    result = json.loads((tmp_path / "runs" / "siim" / "results.json").read_text())
     assert result["spec"]["multilabel"] is True and result["spec"]["class_names"] == ["Effusion", "Pneumothorax"]
     assert result["spec"]["loss"][0]["name"] == "weighted_bce"
     record = json.loads(outputs[-1])
