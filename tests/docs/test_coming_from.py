@@ -5,7 +5,11 @@ region, a ``yaml`` block whose first line is ``# file: NAME`` is written to
 that file, and every line of a ``bash`` block is a command, run in order in a
 fresh folder with ``../shared/data`` pointing at the real shared data and the
 ``medcam`` and ``python`` of this environment first on the PATH. Each region
-then gets checks of what its text promises.
+then gets checks of what its text promises. The commands run with one CPU
+thread (``OMP_NUM_THREADS=1``): their small convolutions gain little from
+more, and on a shared CPU extra threads spin (measured on this machine under
+load: the four sections took 20 minutes with PyTorch's default threads, under
+3 minutes with one).
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ def _run_section(name: str, shared: Path, cwd: Path) -> list[str]:
     for file, text in _files(blocks).items():
         (cwd / file).write_text(text, encoding="utf-8")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "TQDM_DISABLE": "1"}
+           "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     outputs = []
     for command in _commands(blocks):
         command = command.replace("../shared/data", str(shared))
