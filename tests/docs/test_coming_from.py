@@ -7,9 +7,10 @@ fresh folder with ``../shared/data`` pointing at the real shared data and the
 ``medcam`` and ``python`` of this environment first on the PATH. Each region
 then gets checks of what its text promises. The commands run with one CPU
 thread (``OMP_NUM_THREADS=1``): their small convolutions gain little from
-more, and on a shared CPU extra threads spin (measured on this machine under
-load: the four sections took 20 minutes with PyTorch's default threads, under
-3 minutes with one).
+more, and on a shared CPU extra threads spin (on the shared development
+machine the four sections took 20 minutes with PyTorch's default threads at a
+load average near 9, and 2.8 minutes with one thread at a load near 6; not the
+same moment, so the ratio is rough).
 """
 from __future__ import annotations
 
