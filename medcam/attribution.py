@@ -21,7 +21,11 @@ What every method returns (the core guarantees it, whatever the method):
 * with ``differentiable=True`` the map stays in the autograd graph (second-order
   gradients are recorded), so a loss can use it;
 * no hook survives the call (even when it raises), and the model's per-module
-  train/eval flags and every parameter's ``requires_grad`` are restored.
+  train/eval flags and every parameter's ``requires_grad`` are restored;
+* a map that came out empty (all zeros: the method's raw map was constant,
+  e.g. Grad-CAM's ReLU of an all-negative map for a class the model does not
+  predict) is flagged in ``AttributionResult.empty`` and, once per call, an
+  :class:`EmptyMapWarning` says how many and what to try instead.
 
 ``target`` is ``None`` (each image's predicted class), an int (the same class
 for every image), a length-``B`` sequence or ``(B,)`` tensor (one class per
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -51,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .attribution_context import AttributionContext
+from .attribution_empty import EmptyMapWarning, empty_map_advice
 from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, logits_of,
                                  model_device, normalize_maps, preserved_state, replace_output, resize_maps,
                                  resolve_layer, resolve_targets)
@@ -58,6 +64,8 @@ from .errors import AttributionError, ShapeError, SpecError
 from .model import MedcamModel, ModelOutput
 
 __all__ = [
+    "EmptyMapWarning",
+    "empty_map_advice",
     "Attribution",
     "AttributionContext",
     "AttributionResult",
@@ -83,12 +91,15 @@ class AttributionResult:
         targets: ``(B, T)`` class indices the maps explain.
         logits: ``(B, K)`` model logits (detached).
         layer: name of the layer that was read.
+        empty: ``(B,)`` / ``(B, T)`` bool, True where a normalized map is all zeros
+            (None for raw maps, which are not normalized).
     """
 
     maps: Tensor
     targets: Tensor
     logits: Tensor
     layer: str
+    empty: Tensor | None = None
 
 
 # ---------------------------------------------------------------------- protocol
@@ -199,6 +210,14 @@ class Attribution(abc.ABC):
                 maps = self.eigen_maps(ctx) if eigen_smooth else self.compute(ctx)
             result = self._finish(ctx, maps, raw=raw, size=images.shape[-2:], differentiable=differentiable)
             del ctx
+        if result.empty is not None and bool(result.empty.any()):
+            empty = result.empty.reshape(result.targets.shape[0], -1).cpu()
+            targets = result.targets.cpu()
+            classes = sorted({int(c) for c in targets[empty].tolist()})
+            predicted = bool((targets == result.logits.argmax(1).cpu()[:, None])[empty].all())
+            warnings.warn(EmptyMapWarning(empty_map_advice(self.name, int(empty.sum()), empty.numel(),
+                                                           [str(c) for c in classes], predicted=predicted)),
+                          stacklevel=3)
         return result
 
     def from_output(self, output: ModelOutput, target: TargetLike = None, *, size: Sequence[int] | None = None,
@@ -305,13 +324,17 @@ class Attribution(abc.ABC):
             raise ShapeError(f"{self.name}.compute returned {tuple(maps.shape)}, expected (B={b}, T={t}, h, w)")
         if not differentiable:
             maps = maps.detach()
+        empty = None
         if not raw:
             assert size is not None
             maps = normalize_maps(resize_maps(maps.float(), size))
+            empty = maps.detach().flatten(-2).amax(-1) <= 0  # (B, T); normalized maps are zero only if constant
         if not ctx.several:
             maps = maps[:, 0]
+            empty = None if empty is None else empty[:, 0]
         layer_name = ctx.layer.name if ctx.layer is not None else "output"
-        return AttributionResult(maps=maps, targets=ctx.targets.detach(), logits=ctx.logits.detach(), layer=layer_name)
+        return AttributionResult(maps=maps, targets=ctx.targets.detach(), logits=ctx.logits.detach(), layer=layer_name,
+                                 empty=empty)
 
 
 def _single_output(outputs: list[Any], name: str) -> Tensor:

@@ -76,8 +76,20 @@ def build_model(spec: Any) -> MedcamModel:
     filled); ``build_model(model.spec)`` rebuilds the same architecture.
     Validation errors name the spec path, e.g.
     ``backbone.pretrianed: unknown parameter; did you mean 'pretrained'?``.
+    A spec with ``ensemble: {members: k}`` builds a
+    :class:`~medcam.ensemble.MedcamEnsemble` of k copies (a MedcamModel too).
     """
     resolved = resolve_model_spec(spec)
+    if resolved.get("ensemble"):
+        from .ensemble import MedcamEnsemble, member_spec
+
+        one = member_spec(resolved)
+        return MedcamEnsemble(resolved, [_assemble(one) for _ in range(resolved["ensemble"]["members"])])
+    return _assemble(resolved)
+
+
+def _assemble(resolved: dict[str, Any]) -> MedcamModel:
+    """Backbone + head of a resolved (single-model) spec."""
     backbone = _call(backbones, resolved["backbone"], "backbone", in_chans=resolved["in_chans"])
     info = getattr(backbone, "feature_info", None)
     if not isinstance(info, FeatureInfo):

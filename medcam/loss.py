@@ -18,15 +18,30 @@ value and each term is logged as ``<loss name>.<term>``.
 A loss module that needs the training set's class counts (``"balanced"``
 class weights) defines ``set_class_counts(counts: list[int])``; the trainer
 calls it once before training.
+
+A loss whose weights follow a schedule over the epochs (the attention loss's
+adaptive lambda) is a :class:`ScheduledLoss`: ``schedule_values(epoch)``
+returns the values it uses in that (0-based) epoch, e.g. ``{"lambda": 0.954}``;
+the trainer writes them to ``metrics.jsonl`` with every epoch, as
+``"<loss name>.<value>"`` next to the learning rate.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CompositeLoss"]
+__all__ = ["CompositeLoss", "ScheduledLoss"]
+
+
+@runtime_checkable
+class ScheduledLoss(Protocol):
+    """A loss with values that change with the epoch (see the module docstring)."""
+
+    def schedule_values(self, epoch: int) -> Mapping[str, float]:
+        """The schedule-driven values the loss uses in 0-based epoch ``epoch``."""
+        ...
 
 
 class CompositeLoss(nn.Module):
@@ -64,6 +79,14 @@ class CompositeLoss(nn.Module):
         for part in self.parts:
             if hasattr(part, "set_class_counts"):
                 part.set_class_counts(list(counts))
+
+    def schedule_values(self, epoch: int) -> dict[str, float]:
+        """``{"<loss name>.<value>": value}`` of every :class:`ScheduledLoss` part in 0-based epoch ``epoch``."""
+        out: dict[str, float] = {}
+        for name, part in zip(self.names, self.parts):
+            if isinstance(part, ScheduledLoss):
+                out.update({f"{name}.{key}": float(value) for key, value in part.schedule_values(epoch).items()})
+        return out
 
     def forward(self, output: Any, batch: Mapping[str, Any], model: nn.Module) -> tuple[Tensor, dict[str, float]]:
         """Return ``(total, components)``: the weighted scalar and each term's detached value."""

@@ -189,6 +189,12 @@ class MedcamModel(_Normalized):
         names = self.spec.get("class_names")
         return list(names) if names else [str(i) for i in range(self.num_classes)]
 
+    @property
+    def display_names(self) -> list[str]:
+        """The names shown for the classes: the spec's ``display_names``, else :attr:`class_names`."""
+        names = self.spec.get("display_names")
+        return list(names) if names else self.class_names
+
     def forward_features(self, images: Tensor) -> list[Tensor]:
         """Backbone levels ``[(B, C_i, H/s_i, W/s_i), ...]`` for images ``(B, C, H, W)`` in [0, 1]."""
         return list(self.backbone(self.normalize(images)))

@@ -34,13 +34,15 @@ from typing import Any, Callable, Mapping
 
 from .errors import PluginError, SpecError, UnknownNameError
 from .limits import MAX_CLASSES, MAX_IN_CHANS
-from .registry import Registry, did_you_mean, get_registry, models, normalize_name
+from .registry import Registry, did_you_mean, get_registry, normalize_name
+from .spec_merge import PART_LISTS, deep_merge, expand_preset
 from .weights import default_normalization
 
 __all__ = [
     "MODEL_KEYS",
     "check_loss_weight",
     "SEGMENTER_KEYS",
+    "PART_LISTS",
     "PREPROCESS_DEFAULTS",
     "load_spec",
     "deep_merge",
@@ -49,6 +51,7 @@ __all__ = [
     "resolve_segmenter_spec",
     "resolve_preprocess",
     "resolve_train",
+    "resolve_display_names",
     "dump_spec",
 ]
 
@@ -63,13 +66,22 @@ MODEL_KEYS: dict[str, str] = {
     "num_classes": "number of output classes K (logits are (B, K))",
     "in_chans": "image channels: 1 (greyscale) or 3 (default 3)",
     "multilabel": "true: one sigmoid per class (ChestX-ray14 style); false: softmax (default)",
-    "class_names": "optional list of K class names, used in reports and the CLI",
+    "class_names": "optional list of K class names (the data's folder or label names, in label order)",
+    "display_names": "optional names shown for the classes (verdicts, app): a list of K, or {class name: shown "
+                     "name}; class_names stay the data's names",
     "loss": "list of loss part specs, each with an optional combination 'weight' (default [{'name': 'ce'}])",
     "attribution": "default attribution method part spec, or null (methods: medcam list attributions)",
     "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
     "train": "training settings the model is tuned with (medcam.engine.TrainConfig keys, e.g. optimizer, lr); "
              "medcam train starts from them, a --config file and command-line options override them",
+    "replace": "paths whose preset value this spec replaces instead of merging, e.g. ['loss'] or "
+               "['loss.attention_box.rules'] (kept in the resolved spec)",
+    "ensemble": "{members: k}: the model is k copies of this architecture whose logits are averaged (a k-fold "
+                "ensemble; written by medcam train --folds K --final ensemble)",
 }
+
+#: Keys a resolved spec carries only when they are set.
+OPTIONAL_KEYS: tuple[str, ...] = ("name", "replace", "ensemble")
 
 #: Top-level keys of a segmenter spec.
 SEGMENTER_KEYS: dict[str, str] = {
@@ -140,29 +152,6 @@ def dump_spec(spec: Mapping[str, Any], fmt: str = "yaml") -> str:
     import yaml
 
     return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=None)
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``: mappings merge recursively, everything else replaces.
-
-    A part whose ``name`` changes is replaced whole (a preset's ResNet
-    parameters make no sense for a VMamba), not merged. A part given by its
-    name alone (``backbone: resnet18``) keeps that name when a mapping without
-    ``name`` is merged over it (``{"pretrained": True}`` -> ``{"name": "resnet18",
-    "pretrained": True}``).
-    """
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        old = out.get(key)
-        if isinstance(old, str) and isinstance(value, Mapping) and "name" not in value:
-            old = {"name": old}
-        same_part = not (isinstance(old, Mapping) and isinstance(value, Mapping)
-                         and "name" in value and "name" in old and normalize_name(str(value["name"])) != normalize_name(str(old["name"])))
-        if isinstance(old, Mapping) and isinstance(value, Mapping) and same_part:
-            out[key] = deep_merge(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 # ---------------------------------------------------------------------- parts
@@ -365,22 +354,50 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
     return _plain(out, path)
 
 
-def _expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
-    if "name" not in spec or spec["name"] is None:
-        return spec
-    name = spec["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise SpecError(f"name: expected a preset name (medcam list models), got {name!r}")
-    try:
-        preset = models.get(name)
-    except UnknownNameError as err:
-        raise UnknownNameError(f"name: {err}") from None
-    if not isinstance(preset, Mapping):
-        raise SpecError(f"name: model preset '{name}' is a {type(preset).__name__}, not a spec mapping")
-    base = {k: v for k, v in preset.items() if k != "name"}
-    merged = deep_merge(base, {k: v for k, v in spec.items() if k != "name"})
-    merged["name"] = normalize_name(name)
-    return merged
+def resolve_display_names(raw: Any, class_names: list[str] | None, num_classes: int) -> list[str] | None:
+    """The ``display_names`` of a spec as a list of K strings (or None).
+
+    ``raw`` is a list of K names in label order, or a mapping ``{class name:
+    shown name}`` (classes it omits keep their class name), which needs
+    ``class_names``. YAML reads a folder called ``3`` as the number 3; keys are
+    compared as strings.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):
+        if class_names is None:
+            raise SpecError("display_names: a mapping {class name: shown name} needs class_names (from the data "
+                            "when training); or give a list of num_classes names")
+        shown = {str(k): v for k, v in raw.items()}
+        for key in shown:
+            if key not in class_names:
+                raise SpecError(f"display_names.{key}: not a class{did_you_mean(key, class_names)} "
+                                f"(classes: {', '.join(class_names)})")
+        names = [shown.get(c, c) for c in class_names]
+    elif isinstance(raw, (list, tuple)):
+        names = list(raw)
+        if len(names) != num_classes:
+            raise SpecError(f"display_names: {len(names)} names for num_classes={num_classes}")
+    else:
+        raise SpecError(f"display_names: expected a list of names or a mapping {{class name: shown name}}, got {raw!r}")
+    for i, value in enumerate(names):
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(f"display_names[{i}]: expected a non-empty string, got {value!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SpecError(f"display_names: '{repeated[0]}' is shown for two classes; each class needs its own name")
+    return [str(n) for n in names]
+
+
+def _resolve_ensemble(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - {"members"} or "members" not in raw:
+        raise SpecError(f"ensemble: expected {{members: k}} (k >= 2 copies of the model), got {raw!r}")
+    members = _positive_int(raw["members"], "ensemble.members")
+    if members < 2:
+        raise SpecError(f"ensemble.members: an ensemble needs at least 2 members, got {members}")
+    return {"members": members}
 
 
 def resolve_model_spec(source: Any) -> dict[str, Any]:
@@ -391,18 +408,25 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
         UnknownNameError: an unregistered preset or part name, with close matches.
         FileNotFoundError: a spec file that does not exist.
     """
-    spec = _expand_preset(load_spec(source))
+    raw = load_spec(source)
+    names = raw.get("class_names")
+    if "num_classes" not in raw and isinstance(names, (list, tuple)) and names:
+        raw["num_classes"] = len(names)  # the spec's own class names win over a preset's count
+    spec = expand_preset(raw, MODEL_KEYS, OPTIONAL_KEYS)
     _check_keys(spec, MODEL_KEYS, "")
     if "backbone" not in spec:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
+    class_names = spec.get("class_names")
     if "num_classes" not in spec:
-        raise SpecError("num_classes: missing (the number of classes the model predicts)")
+        if not isinstance(class_names, (list, tuple)) or not class_names:
+            raise SpecError("num_classes: missing (the number of classes the model predicts; give num_classes or "
+                            "class_names, or medcam build --num-classes K)")
+        spec["num_classes"] = len(class_names)
     num_classes = _positive_int(spec["num_classes"], "num_classes", MAX_CLASSES)
     in_chans = _positive_int(spec.get("in_chans", 3), "in_chans", MAX_IN_CHANS)
     multilabel = spec.get("multilabel", False)
     if not isinstance(multilabel, bool):
         raise SpecError(f"multilabel: expected true or false, got {multilabel!r}")
-    class_names = spec.get("class_names")
     if class_names is not None:
         if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
             raise SpecError(f"class_names: expected a list of strings, got {class_names!r}")
@@ -432,11 +456,17 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     out["in_chans"] = in_chans
     out["multilabel"] = multilabel
     out["class_names"] = list(class_names) if class_names is not None else None
+    out["display_names"] = resolve_display_names(spec.get("display_names"), out["class_names"], num_classes)
     out["loss"] = resolved_losses
     out["attribution"] = None if attribution is None else resolve_part("attributions", attribution, "attribution")
     out["preprocess"] = resolve_preprocess(spec.get("preprocess"), in_chans,
                                            normalization=default_normalization(out["backbone"]["name"]))
     out["train"] = resolve_train(spec.get("train"))
+    if spec.get("replace"):
+        out["replace"] = list(spec["replace"])
+    ensemble = _resolve_ensemble(spec.get("ensemble"))
+    if ensemble is not None:
+        out["ensemble"] = ensemble
     return out
 
 

@@ -43,6 +43,12 @@ def _theme(gr: Any) -> Any:
 
 
 def _boxes_text(record: dict[str, Any]) -> str:
+    """The box table, after any warning about the result (e.g. an empty attribution map)."""
+    notes = "".join(f"**Warning:** {w}\n\n" for w in record.get("warnings") or ())
+    return notes + _box_table(record)
+
+
+def _box_table(record: dict[str, Any]) -> str:
     boxes = record["boxes"]
     source = "segmentation mask" if record["box_source"] == "segmenter" else "attribution map"
     if not boxes:
@@ -135,6 +141,8 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
         except Exception as err:  # shown on the page, the app keeps running
             raise gr.Error(upload_error(err, path, name)) from err
         record = result.record
+        for note in record["warnings"]:
+            gr.Warning(note)
         json_path = out_dir / f"{Path(name).stem}_result_{timestamp()}.json"
         json_path.write_text(json.dumps(record, indent=2))
         return (record["probabilities"], result.overlay, result.mask_overlay, _boxes_text(record), record,

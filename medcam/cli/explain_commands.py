@@ -23,7 +23,8 @@ def _common_options(func: Any) -> Any:
         click.option("--segmenter-sha256", metavar="HEX", help="Expected sha256 of the --segmenter file."),
         click.option("--method", help="Attribution method (medcam list attributions); default: the checkpoint's "
                                       "spec 'attribution', else gradcam."),
-        click.option("--target", help="Class to explain (name or index); default: the predicted class."),
+        click.option("--target", help="Class to explain (name or index), or 'predicted' (the default: each "
+                                      "image's predicted class)."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Attribution boxes: connected regions of the [0, 1] map above this value."),
         click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -89,12 +90,15 @@ def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, 
 @click.option("--serve", "--stdin", "serve_mode", is_flag=True,
               help="Answer JSON requests {\"img_path\": ..., \"destination_path\": ...} read from stdin, one line "
                    "each, with one JSON line each on stdout.")
+@click.option("--protocol", type=click.Choice(["medcam", "dental"]), default="medcam", show_default=True,
+              help="--serve answer format: medcam's record, or the dental screener's {result, diagnosis, "
+                   "saliency_img_path, overlay_img_path} byte for byte (reasons and warnings then go to stderr).")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Leave out files whose name or path matches, e.g. '*_mask*' (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_common_options
 def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_json: bool, serve_mode: bool,
-                    exclude: tuple[str, ...], quiet: bool, **options: Any) -> None:
+                    protocol: str, exclude: tuple[str, ...], quiet: bool, **options: Any) -> None:
     """Classify IMAGES (files or folders, searched recursively) with CHECKPOINT and explain each verdict.
 
     For every image: the class and per-class probabilities, an attribution map
@@ -108,6 +112,8 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
 
     if serve_mode and images:
         raise click.UsageError("--serve reads requests from stdin: give no IMAGE arguments")
+    if protocol != "medcam" and not serve_mode:
+        raise click.UsageError(f"--protocol {protocol} is the answer format of --serve; add --serve")
     if not serve_mode and not images:
         raise click.UsageError("give one or more IMAGE files or folders (or --serve to read JSON requests from stdin)")
     from medcam.outputs import output_folder
@@ -123,7 +129,7 @@ def explain_command(checkpoint: str, images: tuple[str, ...], out_dir: str, as_j
 
         if hasattr(sys.stdin, "reconfigure"):  # undecodable bytes become U+FFFD: that request fails, not the service
             sys.stdin.reconfigure(errors="replace")
-        serve(explainer, sys.stdin, sys.stdout, default_out=out_dir)
+        serve(explainer, sys.stdin, sys.stdout, default_out=out_dir, protocol=protocol, stderr=sys.stderr)
         return
     failed = _run_batch(explainer, paths, out_dir, as_json, quiet)
     if failed:

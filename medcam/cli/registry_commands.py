@@ -151,16 +151,23 @@ def info_command(name: str, kind: str | None, as_json: bool) -> None:
 @click.argument("spec")
 @click.option("--segmenter", is_flag=True, help="SPEC describes a segmenter, not a classifier.")
 @click.option("--input-size", nargs=2, type=int, help="H W of the dummy input (default: the spec's preprocess.size).")
+@click.option("--num-classes", type=click.IntRange(min=1),
+              help="Set num_classes (a training spec leaves it to the data; without this option it is read from "
+                   "class_names when the spec has them).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def build_command(spec: str, segmenter: bool, input_size: tuple[int, int] | None, as_json: bool) -> None:
+def build_command(spec: str, segmenter: bool, input_size: tuple[int, int] | None, num_classes: int | None,
+                  as_json: bool) -> None:
     """Build SPEC (a preset name or a YAML/JSON file), then print the resolved
     spec, the parameter count and the output shapes for a dummy batch of one."""
     import torch
 
     from medcam.build import build_model, build_segmenter
-    from medcam.spec import dump_spec
+    from medcam.spec import dump_spec, load_spec
 
-    model = build_segmenter(spec) if segmenter else build_model(spec)
+    source: Any = spec
+    if num_classes is not None:
+        source = {**load_spec(spec), "num_classes": num_classes}
+    model = build_segmenter(source) if segmenter else build_model(source)
     model.eval()
     h, w = input_size or model.input_size
     x = torch.rand(1, model.in_chans, h, w)

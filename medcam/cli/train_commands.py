@@ -56,8 +56,16 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
               help="The data set folder.")
 @click.option("--dataset", help="Layout: busi, imagefolder, nih, ... (default: detected from the folder).")
 @click.option("--epochs", type=int, help="Passes over the training set (default 10).")
-@click.option("--out", "out_dir", help="Output folder for checkpoints and logs (default runs/<spec>).")
+@click.option("--out", "out_dir", help="Output folder for checkpoints and logs (default runs/<name> with --name, "
+                                       "else runs/<spec>); may hold name fields, e.g. results/{name}.")
+@click.option("--name", "name", metavar="TEMPLATE",
+              help="Run name from the settings, e.g. '{backbone}_lam{loss.attention_box.lam}_lr{lr}' (fields: spec "
+                   "paths, training and data settings; docs/training.md). Names the summary file and the default "
+                   "--out folder.")
 @click.option("--folds", type=int, help="k-fold cross-validation with K folds instead of one train/val/test split.")
+@click.option("--final", type=click.Choice(["ensemble", "refit", "none"]), default="ensemble", show_default=True,
+              help="With --folds: the one model the run ends with (DIR/model.pt): the fold models as an ensemble, "
+                   "or a model refit on all the data for the epoch count the folds chose.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", type=int, help="Training seed: weights, data order, augmentation (default 0).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
@@ -87,8 +95,9 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str | None, folds: int | None,
-                  resume: bool, config_file: str | None, augment: str, val_fraction: float, test_fraction: float,
+def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str | None, name: str | None,
+                  folds: int | None, final: str, resume: bool, config_file: str | None, augment: str,
+                  val_fraction: float, test_fraction: float,
                   split_seed: int, cache_dir: str | None, groups: str | None, options: tuple[str, ...],
                   threads: int | None, quiet: bool, as_json: bool, **overrides: Any) -> None:
     """Train SPEC (a preset name or a YAML/JSON model spec) on the data in --data.
@@ -96,7 +105,8 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
     Splits the data (stratified, seeded) into train / val / test, trains with
     validation after every epoch, keeps the best checkpoint, and reports the
     test metrics of the best checkpoint. With --folds K, runs k-fold
-    cross-validation and reports mean +/- std over folds. Multi-process:
+    cross-validation, reports mean +/- std over folds and ends with one model
+    to serve, DIR/model.pt (--final). Multi-process:
     torchrun --nproc_per_node=N -m medcam train ...
     """
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
@@ -111,19 +121,19 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
     data = DataConfig(path=data_path, dataset=dataset, val=val_fraction, test=0.0 if folds else test_fraction,
                       split_seed=split_seed, augment=None if augment == "none" else augment, cache_dir=cache_dir,
                       groups=groups, options=parse_options(options))
-    out = out_dir or _default_out(spec)
+    out = out_dir or (None if name else _default_out(spec))
     if folds:
-        result = cross_validate(spec, data, config, out, folds=folds, resume=resume)
+        result = cross_validate(spec, data, config, out, folds=folds, resume=resume, final=final, name=name)
         if not _is_main_process():
             return
         if as_json:
             click.echo(json.dumps({k: v for k, v in result.items() if k != "spec"}, indent=2))
             return
-        click.echo((Path(out) / "cv_summary.txt").read_text().rstrip() if Path(out, "cv_summary.txt").is_file()
-                   else json.dumps(result["mean_std"], indent=2))
-        click.echo(f"# results: {Path(out) / 'cv_results.json'}")
+        summary = Path(result["out"]) / "cv_summary.txt"
+        click.echo(summary.read_text().rstrip() if summary.is_file() else json.dumps(result["mean_std"], indent=2))
+        click.echo(f"# results: {Path(result['out']) / 'cv_results.json'}")
         return
-    result = train_on_folder(spec, data, config, out, resume=resume)
+    result = train_on_folder(spec, data, config, out, resume=resume, name=name)
     if not _is_main_process():
         return
     if as_json:
@@ -136,7 +146,7 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
     if result["test"] is not None:
         click.echo("test (best checkpoint):")
         click.echo(_metrics_text(result["test"]))
-    click.echo(f"# checkpoints and logs: {out}")
+    click.echo(f"# checkpoints and logs: {result['out']}" + (f"  (run {result['name']})" if name else ""))
 
 
 @click.command("eval")

@@ -31,7 +31,14 @@ Tasks: ``"multilabel"`` (the 14 findings, multi-hot; "No Finding" is all
 zeros), or a class subset such as ``["No Finding", "Effusion", "Pneumothorax"]``:
 single-label classification on the images whose *only* label is one of them
 (as the localization-aware seed did). Named subsets are in :data:`NIH_TASKS`.
-``multilabel=True`` with a list keeps every image, multi-hot over the list.
+
+``multilabel=True`` with a subset is the multi-label form of it: labels are
+multi-hot over the subset's findings ("No Finding" is all zeros, not a class),
+and the images kept are those with *any* of the subset's findings, plus the
+"No Finding" images; images with only other findings are left out
+(``other_findings="negative"`` keeps them as all-zero negatives). On the
+shared 621-image sample the single-label ``effusion`` task has 12 Effusion
+images; its multi-label form has 82 (every image with Effusion among its findings).
 """
 from __future__ import annotations
 
@@ -46,7 +53,8 @@ from .base import ErrorPolicy, MedcamDataset, Record, logger
 from .folder import check_root
 from .io import is_image_file
 
-__all__ = ["NIHChestXray", "NIH_LABELS", "NIH_TASKS", "NO_FINDING", "read_labels_csv", "read_bbox_csv"]
+__all__ = ["NIHChestXray", "NIH_LABELS", "NIH_TASKS", "NO_FINDING", "OTHER_SET_LABELS", "read_labels_csv",
+           "read_bbox_csv"]
 
 #: The 14 ChestX-ray14 findings, in the usual (CheXNet) order.
 NIH_LABELS: tuple[str, ...] = (
@@ -65,6 +73,16 @@ NIH_TASKS: dict[str, tuple[str, ...] | None] = {
 
 _ALIASES = {"infiltrate": "Infiltration"}
 
+#: Labels of other chest X-ray sets users bring to NIH tasks, and where they come from.
+OTHER_SET_LABELS: dict[str, str] = {
+    "subcutaneousemphysema": "Subcutaneous Emphysema is a label of the Ottawa set (the attention seed's private "
+                             "data, its task 'neps'), not a ChestX-ray14 finding; NIH's 'Emphysema' is lung emphysema",
+    "subcuemphysema": "SubcuEmphysema (Subcutaneous Emphysema) is a label of the Ottawa set (the attention seed's "
+                      "private data, its task 'neps'), not a ChestX-ray14 finding; NIH's 'Emphysema' is lung emphysema",
+}
+#: What to do with images that have none of a multi-label subset's findings (and are not "No Finding").
+OTHER_FINDINGS = ("drop", "negative")
+
 
 def _norm(label: str) -> str:
     return "".join(ch for ch in label.lower() if ch.isalnum())
@@ -78,6 +96,10 @@ def canonical_label(label: str, where: str) -> str:
     """The release's spelling of a finding (``Infiltrate`` -> ``Infiltration``, ``pleural thickening`` -> ``Pleural_Thickening``)."""
     found = _CANONICAL.get(_norm(label))
     if found is None:
+        other = OTHER_SET_LABELS.get(_norm(label))
+        if other is not None:
+            raise DataError(f"{where}: unknown finding {label!r}: {other} (findings: {', '.join(NIH_LABELS)}, "
+                            f"{NO_FINDING})")
         raise DataError(f"{where}: unknown finding {label!r}{did_you_mean(label, (*NIH_LABELS, NO_FINDING))} "
                         f"(findings: {', '.join(NIH_LABELS)}, {NO_FINDING})")
     return found
@@ -192,8 +214,9 @@ def _task_classes(task: Any, multilabel: bool | None) -> tuple[list[str], bool]:
     if len(set(names)) != len(names):
         raise DataError(f"task: duplicate findings in {list(task)}")
     if multilabel:
-        if NO_FINDING in names:
-            raise DataError("task: 'No Finding' is not a label in the multi-label setting (it is all zeros)")
+        names = [n for n in names if n != NO_FINDING]  # "No Finding" is all zeros, not a class
+        if not names:
+            raise DataError("task: a multi-label task needs at least one finding besides 'No Finding'")
         return names, True
     if len(names) < 2:
         raise DataError(f"task: a single-label task needs at least 2 classes, got {names}")
@@ -207,8 +230,11 @@ class NIHChestXray(MedcamDataset):
         root: the release folder (label CSV, optional box CSV and lists, ``images_*/``).
         task: ``"multilabel"`` (14 findings), a name in :data:`NIH_TASKS`, or a
             list of findings (``"No Finding"`` allowed for single-label tasks).
-        multilabel: with a list task, True gives multi-hot labels over the list
-            for every image instead of single-label classes.
+        multilabel: with a subset task, True gives its multi-label form: multi-hot
+            labels over the subset's findings, on the images with any of them plus
+            the "No Finding" images (see the module docstring).
+        other_findings: with ``multilabel=True`` and a subset, what happens to images
+            with only other findings: ``"drop"`` (default) or ``"negative"`` (kept, all zeros).
         labels_csv: the label file (default: ``root/Data_Entry_2017*.csv``).
         bbox_csv: the box file (default: ``root/BBox_List_2017.csv`` if present; False: no boxes).
         box_reference_size: the pixel size the boxes refer to (1024, the originals).
@@ -222,10 +248,13 @@ class NIHChestXray(MedcamDataset):
     def __init__(self, root: str | os.PathLike[str], *, task: Any = "multilabel", multilabel: bool | None = None,
                  labels_csv: str | os.PathLike[str] | None = None, bbox_csv: Any = None,
                  box_reference_size: int = 1024, image_dirs: Sequence[str] | None = None,
-                 on_error: str = "raise", **options: Any):
+                 other_findings: str = "drop", on_error: str = "raise", **options: Any):
         policy = ErrorPolicy(on_error)
         path = check_root(root)
         names, is_multilabel = _task_classes(task, multilabel)
+        if other_findings not in OTHER_FINDINGS:
+            raise DataError(f"other_findings: expected {' or '.join(OTHER_FINDINGS)}, got {other_findings!r}"
+                            f"{did_you_mean(str(other_findings), OTHER_FINDINGS)}")
         self.task = task
         label_file = Path(labels_csv) if labels_csv is not None else find_labels_csv(path)
         rows = read_labels_csv(label_file)
@@ -265,6 +294,8 @@ class NIHChestXray(MedcamDataset):
                 continue
             if is_multilabel:
                 label: int | tuple[int, ...] = tuple(sorted(index[f] for f in findings if f in index))
+                if not label and findings != [NO_FINDING] and other_findings == "drop":
+                    continue  # only findings outside the task: neither a positive nor a "No Finding" negative
             else:
                 if len(findings) != 1 or findings[0] not in index:
                     continue  # not a single-label image of this task

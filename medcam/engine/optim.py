@@ -140,6 +140,11 @@ class LRSchedule:
         """Current learning rate of the first parameter group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def last_lr(self) -> float:
+        """Learning rate of the first parameter group at the last step taken (the first step's before any)."""
+        return self.base_lrs[0] * self.factor(max(self.step_count - 1, 0))
+
     def step(self) -> None:
         """Advance one optimizer step."""
         self.step_count += 1

@@ -28,7 +28,7 @@ from medcam.errors import CheckpointError, DataError, SpecError
 
 from .config import TrainConfig
 from .distributed import DistContext
-from .logs import atomic_write_text, format_metrics
+from .logs import atomic_write_text, format_metrics, run_tag
 from .trainer import Callback, Trainer
 
 __all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec", "train_on_folder", "cross_validate",
@@ -101,7 +101,8 @@ def fit_spec_to_data(spec_source: Any, dataset: Any) -> dict[str, Any]:
     given = raw.get("class_names")
     if given is not None and [str(c) for c in given] != names:
         raise SpecError(f"class_names: the spec says {list(given)} but the data set has {names} (in label order); "
-                        f"remove class_names from the spec or match the data")
+                        f"remove class_names from the spec or match the data; to show other names for the "
+                        f"classes, use display_names (e.g. display_names: {{{names[0]}: ...}})")
     raw["num_classes"] = len(names)
     raw["class_names"] = names
     raw["multilabel"] = bool(getattr(dataset, "multilabel", False))
@@ -114,6 +115,7 @@ def provisional_spec(spec_source: Any) -> dict[str, Any]:
 
     raw = load_spec(spec_source)
     raw["class_names"] = None  # None, not absent: a preset's class names would clash with the provisional count
+    raw["display_names"] = None  # they need the data's class names
     raw["num_classes"] = 1  # provisional: set from the data set by fit_spec_to_data
     return resolve_model_spec(raw)
 
@@ -138,6 +140,26 @@ def _data_info(data: DataConfig, full: Any, sizes: Mapping[str, int]) -> dict[st
     return json.loads(json.dumps(info, default=str))
 
 
+def _run_dir(out_dir: str | Path | None, name: str | None, spec: Mapping[str, Any], config: TrainConfig,
+             data: DataConfig, **facts: Any) -> tuple[Path, str | None]:
+    """``(output folder, run name)`` from the ``--out`` folder and ``--name`` template.
+
+    The name template reads the resolved spec, the training and the data
+    settings (:mod:`medcam.engine.naming`); without ``out_dir`` the folder is
+    ``runs/<name>``; ``out_dir`` may itself hold fields, ``{name}`` included.
+    """
+    from .naming import render_name, render_path
+
+    fields = {"spec": spec, "config": config, "data": {**data.to_dict(), **facts}}
+    tag = run_tag(spec, config)
+    run_name = render_name(name, **fields, extra={"tag": tag}) if name else None
+    if out_dir is None:
+        if run_name is None:
+            raise SpecError("give an output folder (out_dir / --out) or a run name (name / --name)")
+        return Path("runs") / run_name, run_name
+    return render_path(out_dir, **fields, extra={"tag": tag, "name": run_name or tag}), run_name
+
+
 def _check_out(out_dir: Path, resume: bool) -> None:
     last = out_dir / "last.pt"
     if last.is_file() and not resume:
@@ -145,11 +167,11 @@ def _check_out(out_dir: Path, resume: bool) -> None:
                               f"or choose another --out folder")
 
 
-def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None, out_dir: str | Path,
-                    *, resume: bool = False, callbacks: Sequence[Callback] = (),
+def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None,
+                    out_dir: str | Path | None, *, resume: bool = False, callbacks: Sequence[Callback] = (),
                     dist: DistContext | None = None,
-                    test_evaluations: Mapping[str, Callable[[Any, Any], dict[str, Any]]] | None = None
-                    ) -> dict[str, Any]:
+                    test_evaluations: Mapping[str, Callable[[Any, Any], dict[str, Any]]] | None = None,
+                    name: str | None = None) -> dict[str, Any]:
     """Split the data, train with validation, then test the best checkpoint.
 
     Writes ``out_dir/{last,best}.pt``, ``metrics.jsonl``, ``summary_*.txt`` and
@@ -158,12 +180,17 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     Args:
         config: training settings over the spec's own ``train`` mapping (a mapping overrides
             its keys; a :class:`TrainConfig` is used as it is), see :meth:`TrainConfig.for_spec`.
+        out_dir: the output folder; it may hold name-template fields
+            (``runs/{name}``); None: ``runs/<name>``.
+        name: a run name template (:mod:`medcam.engine.naming`), e.g.
+            ``"{backbone}_lam{loss.attention_box.lam}"``; it names the summary
+            file and is recorded in ``results.json``.
         test_evaluations: further evaluations of the best model on the test set,
             ``name -> fn(model, test_set) -> dict`` (e.g. localization metrics
             against the masks); their results go to ``result["test_extra"][name]``.
 
     Returns:
-        ``{"out", "spec", "data", "split", "best_epoch", "stopped_early", "val", "test", "test_extra",
+        ``{"out", "name", "spec", "data", "split", "best_epoch", "stopped_early", "val", "test", "test_extra",
         "time_s"}``; ``val`` and ``test`` are :func:`~medcam.metrics.classification.classification_metrics`
         dicts (``test`` of the best checkpoint; ``None`` without a test part).
     """
@@ -171,14 +198,16 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     provisional = provisional_spec(spec)
     cfg = TrainConfig.for_spec(provisional, config)
     dist = dist or DistContext.from_env(cfg.device)
-    out = Path(out_dir)
-    _check_out(out, resume)
+    if out_dir is not None and "{" not in os.fspath(out_dir):
+        _check_out(Path(out_dir), resume)  # before reading the data
     full = open_dataset(data, provisional)
     resolved = fit_spec_to_data(spec, full)
+    out, run_name = _run_dir(out_dir, name, resolved, cfg, data, dataset=getattr(full, "layout", data.dataset))
+    _check_out(out, resume)
     parts = _split(full, data)
     sizes = {k: len(v) for k, v in parts["indices"].items()}
     info = _data_info(data, full, sizes)
-    trainer = Trainer(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist)
+    trainer = Trainer(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist, run_name=run_name)
     fit = trainer.fit(parts["train"], parts["val"], resume=resume)
     trainer.load_best()
     test = trainer.evaluate(parts["test"], desc="test") if parts["test"] is not None else None
@@ -186,7 +215,8 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     if parts["test"] is not None:
         for name, fn in (test_evaluations or {}).items():
             extra[name] = fn(trainer.model, parts["test"])
-    result = {"out": str(out), "spec": resolved, "data": info, "split": sizes, "best_epoch": fit.best_epoch,
+    result = {"out": str(out), "name": trainer.run_name, "spec": resolved, "data": info, "split": sizes,
+              "best_epoch": fit.best_epoch,
               "stopped_early": fit.stopped_early, "val": fit.best_metrics, "test": test, "test_extra": extra,
               "time_s": round(time.perf_counter() - began, 1)}
     if dist.is_main:
@@ -219,7 +249,25 @@ def _summarize_folds(rows: Sequence[Mapping[str, Any]], class_names: Sequence[st
     return summary
 
 
-def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: int) -> str:
+def _final_text(final: Mapping[str, Any] | None, monitor: str) -> list[str]:
+    """The lines of cv_summary.txt that say which model the run ends with."""
+    if final is None:
+        return ["final model: none (final='none'); the fold models are in fold<i>/"]
+    if final["kind"] == "ensemble":
+        lines = [f"final model: an ensemble of the {len(final['members'])} fold models (each fold's last epoch; "
+                 f"the mean of their logits): {final['path']}"]
+    else:
+        best = final["curve"][final["epochs"] - 1]
+        epochs = f"{final['epochs']} epoch{'s' if final['epochs'] != 1 else ''}"
+        lines = [f"final model: refit on all {final['train_images']} training images for {epochs} "
+                 f"(chosen by {final['chosen_by']}: {best:.4f}): {final['path']} (run: {final['run']})"]
+    if final.get("test"):
+        lines.append("final model on the test part: " + format_metrics(final["test"]).splitlines()[0])
+    return lines
+
+
+def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: int,
+             final: Mapping[str, Any] | None = None, monitor: str = "balanced_accuracy") -> str:
     lines = [f"{k}-fold cross-validation: metrics of each fold's final model on its held-out fold", "",
              f"{'fold':>4}  {'n':>5}  {'accuracy':>8}  {'bal_acc':>7}  {'auc':>6}  {'macro_f1':>8}  {'loss':>6}"]
 
@@ -235,56 +283,90 @@ def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: 
     for key, row in summary.items():
         if row["mean"] is not None:
             lines.append(f"  {key:<24} {row['mean']:.4f} +/- {row['std']:.4f}")
+    lines += [""] + _final_text(final, monitor)
     return "\n".join(lines) + "\n"
 
 
-def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None, out_dir: str | Path,
-                   *, folds: int = 5, resume: bool = False, callbacks: Sequence[Callback] = (),
-                   dist: DistContext | None = None) -> dict[str, Any]:
-    """Stratified k-fold cross-validation: train one model per fold in ``out_dir/fold<i>``.
+def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None,
+                   out_dir: str | Path | None, *, folds: int = 5, resume: bool = False,
+                   callbacks: Sequence[Callback] = (), dist: DistContext | None = None, final: str = "ensemble",
+                   name: str | None = None) -> dict[str, Any]:
+    """Stratified k-fold cross-validation: train one model per fold in ``out_dir/fold<i>``, then one to serve.
 
     Each fold trains on k-1 folds and is scored, after its last epoch, on the
     held-out fold (the best-epoch checkpoint is kept too, but selecting it on the
     fold it is scored on would bias the estimate upwards). A test part the
     layout fixes (e.g. a ``test/`` folder) is held out of every fold and scored
-    as well. Writes ``cv_results.json`` and ``cv_summary.txt`` with per-fold
-    results and mean +/- std.
+    as well. Then the run ends with one model, ``out_dir/model.pt``
+    (:func:`medcam.engine.refit.finish_folds`): ``final="ensemble"`` (the fold
+    models, logits averaged), ``"refit"`` (trained on every non-test image for
+    the epoch count with the best mean validation metric over the folds) or
+    ``"none"``. Writes ``cv_results.json`` and ``cv_summary.txt`` with per-fold
+    results, mean +/- std and which final model was made.
+
+    Args:
+        out_dir, name: the output folder and a run name template, as in :func:`train_on_folder`.
 
     Returns:
         ``{"folds": [{"fold", "sizes", "val", "test"}, ...], "mean_std": {metric: {"mean", "std"}},
-        "test_mean_std": ... | None, "out"}``.
+        "test_mean_std": ... | None, "final": {"kind", "path", ..., "test"} | None, "out", "name"}``.
     """
+    from .refit import FINAL_MODES, finish_folds
+
+    if final not in FINAL_MODES:
+        from medcam.registry import did_you_mean
+
+        raise SpecError(f"final: unknown value {final!r}{did_you_mean(str(final), FINAL_MODES)} "
+                        f"(choices: {', '.join(FINAL_MODES)})")
     provisional = provisional_spec(spec)
     cfg = TrainConfig.for_spec(provisional, config)
     dist = dist or DistContext.from_env(cfg.device)
-    out = Path(out_dir)
+    full = open_dataset(data, provisional)
+    resolved = fit_spec_to_data(spec, full)
+    out, run_name = _run_dir(out_dir, name, resolved, cfg, data, folds=folds,
+                             dataset=getattr(full, "layout", data.dataset))
     if not resume and any((out / f"fold{i + 1}" / "last.pt").is_file() for i in range(folds)):
         raise CheckpointError(f"{out} already holds a cross-validation run; pass --resume to continue it or "
                               f"choose another --out folder")
-    full = open_dataset(data, provisional)
-    resolved = fit_spec_to_data(spec, full)
     parts = full.folds(folds, seed=data.split_seed)
     rows: list[dict[str, Any]] = []
+    histories = []
     for i, part in enumerate(parts):
         train = full.subset(part["train"], augment=data.augment)
         val = full.subset(part["val"], augment=None)
         test = full.subset(part["test"], augment=None) if part["test"] else None
         sizes = {k: len(v) for k, v in part.items()}
         info = {**_data_info(data, full, sizes), "fold": i + 1, "folds": folds}
-        trainer = Trainer(resolved, cfg, out_dir=out / f"fold{i + 1}", callbacks=callbacks, data_info=info, dist=dist)
+        trainer = Trainer(resolved, cfg, out_dir=out / f"fold{i + 1}", callbacks=callbacks, data_info=info, dist=dist,
+                          run_name=f"{run_name}_fold{i + 1}" if run_name else None)
         if dist.is_main and cfg.progress:
             trainer.log(f"fold {i + 1}/{folds}: {sizes['train']} training, {sizes['val']} held-out images")
-        trainer.fit(train, val, resume=resume)
+        histories.append(trainer.fit(train, val, resume=resume).history)
         row = {"fold": i + 1, "sizes": sizes, "val": trainer.evaluate(val, desc=f"fold {i + 1}"),
                "test": trainer.evaluate(test, desc="test") if test is not None else None}
         rows.append(row)
+    finished = None
+    if final != "none" and parts:
+        pool = sorted(parts[0]["train"] + parts[0]["val"])  # every image outside a fixed test part
+        sizes = {"train": len(pool), "val": 0, "test": len(parts[0]["test"])}
+        model, finished = finish_folds(final, spec=resolved, config=cfg, out=out, histories=histories,
+                                       train_set=full.subset(pool, augment=data.augment),
+                                       data_info={**_data_info(data, full, sizes), "folds": folds},
+                                       callbacks=callbacks, dist=dist, resume=resume, run_name=run_name)
+        if parts[0]["test"]:
+            from .evaluate import evaluate
+
+            finished["test"] = evaluate(model, full.subset(parts[0]["test"], augment=None),
+                                        batch_size=cfg.eval_batch, progress=cfg.progress, desc="final on test",
+                                        class_names=resolved["class_names"])
     names = list(resolved["class_names"])
-    result = {"out": str(out), "folds": rows, "mean_std": _summarize_folds([r["val"] for r in rows], names),
+    result = {"out": str(out), "name": run_name, "folds": rows,
+              "mean_std": _summarize_folds([r["val"] for r in rows], names),
               "test_mean_std": (_summarize_folds([r["test"] for r in rows], names) if rows and rows[0]["test"]
-                                else None), "spec": resolved}
+                                else None), "final": finished, "spec": resolved}
     if dist.is_main:
         atomic_write_text(out / "cv_results.json", json.dumps(result, indent=2) + "\n")
-        atomic_write_text(out / "cv_summary.txt", _cv_text(rows, result["mean_std"], folds))
+        atomic_write_text(out / "cv_summary.txt", _cv_text(rows, result["mean_std"], folds, finished, cfg.monitor))
     return result
 
 

@@ -154,12 +154,14 @@ class Trainer:
         data_info: JSON facts about the data (stored in checkpoints and the summary).
         collate_fn: batches items (default: the data package's collate).
         dist: the process group context (default: from torchrun's environment).
+        run_name: the run's name (its summary file is ``summary_<run_name>.txt``); default:
+            :func:`~medcam.engine.logs.run_tag` of the spec and settings.
     """
 
     def __init__(self, model: Any, config: TrainConfig | Mapping[str, Any] | None = None, *,
                  out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  data_info: Mapping[str, Any] | None = None, collate_fn: Callable[..., Any] | None = None,
-                 dist: DistContext | None = None):
+                 dist: DistContext | None = None, run_name: str | None = None):
         self.config = TrainConfig.from_dict(config)
         self.dist = dist or DistContext.from_env(self.config.device)
         self.device = self.dist.device
@@ -172,6 +174,9 @@ class Trainer:
             self.model = build_model(model)
         if not hasattr(self.model, "spec"):
             raise SpecError("Trainer needs a model built by medcam.build_model (it has no .spec)")
+        if self.model.spec.get("ensemble"):
+            raise SpecError("ensemble: an ensemble is made of trained models (medcam train --folds K --final ensemble, "
+                            "or medcam.ensemble.ensemble_of), not trained as one; remove 'ensemble' from the spec")
         self.model.to(self.device)
         self.callbacks = list(callbacks)
         self.data_info = dict(data_info or {})
@@ -180,7 +185,8 @@ class Trainer:
             from medcam.outputs import output_folder
 
             output_folder(out_dir)  # a file or an unwritable folder: refused now, not after the first epoch
-        self.files = RunFiles(out_dir, run_tag(self.model.spec, self.config)) if out_dir is not None else None
+        self.run_name = run_name or run_tag(self.model.spec, self.config)
+        self.files = RunFiles(out_dir, self.run_name) if out_dir is not None else None
         self.amp_dtype, use_scaler = _amp(self.config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         self.history: list[dict[str, Any]] = []
@@ -322,7 +328,8 @@ class Trainer:
         out.update({k: float(v) / seen_all for k, v in zip(keys, totals[2:].tolist()) if k != "total"})
         return out
 
-    def fit(self, train_set: Dataset, val_set: Dataset | None = None, *, resume: bool = False) -> FitResult:
+    def fit(self, train_set: Dataset, val_set: Dataset | None = None, *, resume: bool = False,
+            stop_after: int | None = None) -> FitResult:
         """Train for ``config.epochs`` epochs (fewer when early stopping triggers).
 
         Args:
@@ -333,8 +340,16 @@ class Trainer:
             resume: continue from ``out_dir/last.pt`` (same spec and settings; a run
                 killed mid-epoch restarts that epoch and ends with the same weights
                 as an uninterrupted run).
+            stop_after: end after this many epochs of the ``config.epochs`` schedule
+                (the learning rate follows the full schedule up to there): the model
+                a longer run had after epoch ``stop_after``. Refitting on all the data
+                with an epoch count chosen on validation data uses it
+                (:mod:`medcam.engine.refit`).
         """
         cfg = self.config
+        end = cfg.epochs if stop_after is None else int(stop_after)
+        if not 1 <= end <= cfg.epochs:
+            raise SpecError(f"stop_after: expected 1..{cfg.epochs} (the schedule's epochs), got {stop_after!r}")
         if len(train_set) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")
         if val_set is None and cfg.early_stopping is not None:
@@ -360,17 +375,19 @@ class Trainer:
             self.data_info["class_counts"] = counts
         if start == 0:
             self.history, self._best_metrics = [], None
-        if stopped or start >= cfg.epochs:
+        if stopped or start >= end:
             self.log(f"nothing to do: the run in {self.files.dir if self.files else '?'} already finished")
             return self._result(stopped)
-        for epoch in range(start, cfg.epochs):
+        for epoch in range(start, end):
             began = time.perf_counter()
             seed_everything(derive_seed(cfg.seed, epoch, self.dist.rank))
             sampler.set_epoch(epoch)
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             lr = schedule.lr
+            scheduled = loss_fn.schedule_values(epoch)
             train_logs = self._train_epoch(loader, loss_fn, optimizer, schedule, epoch)
+            lr_last = schedule.last_lr
             self.dist.sync_buffers(self.model)
             val = self.evaluate(val_set, desc=f"val {epoch + 1}/{cfg.epochs}") if val_set is not None else None
             value = (val[cfg.monitor] if val is not None else
@@ -380,10 +397,11 @@ class Trainer:
             if val is None:
                 self.stopper.best_epoch = epoch + 1
             record = {"epoch": epoch + 1, "lr": lr, "time_s": round(time.perf_counter() - began, 3),
+                      "schedule": {"lr": lr, "lr_last_step": lr_last, **scheduled},
                       "train": train_logs, "val": _compact(val)}
             self.history.append(record)
-            stopped = self.stopper.should_stop and epoch + 1 < cfg.epochs
-            done = stopped or epoch + 1 == cfg.epochs
+            stopped = self.stopper.should_stop and epoch + 1 < end
+            done = stopped or epoch + 1 == end
             if improved:
                 self._best_metrics = val
                 if self.files is None:
@@ -430,7 +448,9 @@ class Trainer:
             auc = val.get("auc")
             parts += [f"| val loss {val['loss']:.4f}", f"acc {val['accuracy']:.3f}",
                       f"bacc {val['balanced_accuracy']:.3f}", f"auc {auc:.3f}" if auc is not None else "auc -"]
-        parts += [f"| lr {record['lr']:.2e}", f"{record['time_s']:.1f}s"]
+        parts += [f"| lr {record['lr']:.2e}"]
+        parts += [f"{k} {v:.4g}" for k, v in (record.get("schedule") or {}).items() if not k.startswith("lr")]
+        parts += [f"{record['time_s']:.1f}s"]
         return "  ".join(parts) + ("  *best" if best else "")
 
     def load_best(self) -> nn.Module:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +46,8 @@ __all__ = ["Explainer", "Explanation", "DEFAULT_METHOD"]
 
 #: Attribution method used when neither the caller nor the checkpoint's spec names one.
 DEFAULT_METHOD = "gradcam"
+#: The ``target`` that means "each image's predicted class" (the default).
+PREDICTED = "predicted"
 
 
 @dataclass
@@ -180,7 +183,7 @@ class Explainer:
         self.alpha = float(alpha)
         self._methods: dict[str, Any] = {}
         self.method = self.method_name(method)
-        self.target = None if target is None else self.class_index(target)
+        self.target = self.target_index(target)
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -215,13 +218,21 @@ class Explainer:
     # -- names -------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
-        return self.model.class_names
+        """The names records and pages show: the spec's ``display_names``, else its ``class_names``."""
+        return self.model.display_names
 
     def class_index(self, target: str | int) -> int:
-        """A class given by name or index (``"benign"``, ``1``, ``"1"``) as its index."""
+        """A class given by name or index (``"benign"``, ``1``, ``"1"``) as its index.
+
+        Names are the shown names or the data's class names (a folder called
+        ``3`` shown as "Patient with Osteoporosis" answers to both).
+        """
         names = self.class_names
+        data_names = self.model.class_names
         if isinstance(target, bool):
             raise AttributionError(f"target must be a class name or index, got {target!r}")
+        if isinstance(target, str) and target in data_names and target not in names:
+            return data_names.index(target)
         if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()
                                        and target.strip() not in names):
             index = int(target)
@@ -235,6 +246,12 @@ class Explainer:
 
         raise UnknownNameError(f"unknown class '{target}'{did_you_mean(str(target), names)} "
                                f"(the model's classes: {', '.join(names)})")
+
+    def target_index(self, target: str | int | None) -> int | None:
+        """``None`` for the predicted class (``None`` or ``"predicted"``), else :meth:`class_index`."""
+        if target is None or (target == PREDICTED and PREDICTED not in self.class_names + self.model.class_names):
+            return None
+        return self.class_index(target)
 
     def method_name(self, method: str | Mapping[str, Any] | None) -> str:
         """Build (once) and validate an attribution method; returns the key to use it by."""
@@ -337,16 +354,19 @@ class Explainer:
             DataError: the image is missing, empty, unreadable, corrupt, too small or over the pixel limit.
             MedcamError, ValueError: a bad method, target or threshold.
         """
+        from ..attribution import EmptyMapWarning, empty_map_advice
         from ..attribution import explain as attribute
         from ..viz import map_boxes
 
         built = self._method(method)
-        target_index = self.target if target is None else self.class_index(target)
+        target_index = self.target if target is None else self.target_index(target)
         cut = self.threshold if threshold is None else float(threshold)
         source, (h0, w0) = self.check(image)
         prep = self._prepare(source, self.preprocess)
-        result = attribute(self.model, prep.image.to(_device_of(self.model)), built, target=target_index,
-                           details=True)
+        with warnings.catch_warnings():  # said in the record instead, in command-line terms
+            warnings.simplefilter("ignore", EmptyMapWarning)
+            result = attribute(self.model, prep.image.to(_device_of(self.model)), built, target=target_index,
+                               details=True)
         logits = result.logits.detach().float().cpu()[0]
         probs = torch.sigmoid(logits) if self.model.multilabel else torch.softmax(logits, dim=0)
         names = self.class_names
@@ -363,12 +383,17 @@ class Explainer:
             mask, boxes = self._segment(source, factor, mask_threshold)
             source_name = "segmenter"
             mask_picture = mask_overlay(rgb, mask, boxes)
+        explained = names[int(result.targets[0, 0])]
+        notes = []
+        if result.empty is not None and bool(result.empty.reshape(-1)[0]):
+            predicted = int(result.targets[0, 0]) == int(probs.argmax())
+            notes.append(empty_map_advice(built.name, 1, 1, [explained], cli=True, predicted=predicted))
         record = ok_record(
             image=_name_of(image, name), diagnosis=names[int(probs.argmax())],
             probabilities={n: float(p) for n, p in zip(names, probs.tolist())}, method=built.name,
-            target=names[int(result.targets[0, 0])], boxes=_to_original(boxes, factor, (h0, w0)),
+            target=explained, boxes=_to_original(boxes, factor, (h0, w0)),
             box_source=source_name, attribution_boxes=_to_original(attr_boxes, factor, (h0, w0)),
-            image_size=(h0, w0))
+            image_size=(h0, w0), warnings=notes)
         return Explanation(record=record, original=picture, heatmap=heatmap,
                            saliency=saliency_image(heatmap, self.cmap),
                            overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),

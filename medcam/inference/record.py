@@ -8,10 +8,12 @@ Every record has the same keys (JSON Schema: ``docs/explain.schema.json``)::
      "saliency_path": ".../benign (1)_saliency_20260101120000.png",
      "overlay_path": ".../benign (1)_overlay_20260101120000.png",
      "mask_path": null, "boxes": [[x0, y0, x1, y1], ...], "box_source": "attribution",
-     "attribution_boxes": [[...]], "image_size": [H, W], "error": null}
+     "attribution_boxes": [[...]], "image_size": [H, W], "warnings": [], "error": null}
 
 Boxes are in pixels of the original image, ``x1``/``y1`` exclusive. A ``fail``
 record has ``error`` set to the reason and nulls (empty box lists) elsewhere.
+``warnings`` lists what the user should know about an ``ok`` result, e.g. an
+empty attribution map and what to try instead.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ __all__ = ["RECORD_KEYS", "fail_record", "ok_record", "format_row", "summary_lin
 #: Keys of every record, in output order.
 RECORD_KEYS: tuple[str, ...] = (
     "result", "image", "diagnosis", "probabilities", "method", "target", "saliency_path", "overlay_path",
-    "mask_path", "boxes", "box_source", "attribution_boxes", "image_size", "error",
+    "mask_path", "boxes", "box_source", "attribution_boxes", "image_size", "warnings", "error",
 )
 
 
@@ -35,7 +37,7 @@ def _box_list(boxes: Any) -> list[list[int]]:
 def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float], method: str, target: str,
               boxes: Any, box_source: str, attribution_boxes: Any, image_size: Sequence[int],
               saliency_path: str | None = None, overlay_path: str | None = None,
-              mask_path: str | None = None) -> dict[str, Any]:
+              mask_path: str | None = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """A successful record (see the module docstring); boxes are ``(N, 4)`` in original pixels."""
     return {
         "result": "ok",
@@ -51,6 +53,7 @@ def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float],
         "box_source": box_source,
         "attribution_boxes": _box_list(attribution_boxes),
         "image_size": [int(image_size[0]), int(image_size[1])],
+        "warnings": [str(w) for w in warnings],
         "error": None,
     }
 
@@ -72,6 +75,7 @@ def fail_record(image: str | None, error: str, method: str | None = None) -> dic
         "box_source": None,
         "attribution_boxes": [],
         "image_size": None,
+        "warnings": [],
         "error": reason,
     }
 
@@ -86,8 +90,9 @@ def format_row(record: Mapping[str, Any]) -> str:
     n = len(record["boxes"])
     where = record["overlay_path"] or ""
     mask = f"  mask: {record['mask_path']}" if record.get("mask_path") else ""
+    notes = "".join(f"  warning: {w}" for w in record.get("warnings") or ())
     return (f"ok    {image}  {record['diagnosis']} {p:.3f}  {n} box{'es' if n != 1 else ''} "
-            f"({record['box_source']})  {where}{mask}").rstrip()
+            f"({record['box_source']})  {where}{mask}").rstrip() + notes
 
 
 def summary_line(records: Sequence[Mapping[str, Any]]) -> str:

@@ -15,6 +15,10 @@ keys gets a ``fail`` answer saying so; so does a line longer than
 :data:`medcam.limits.MAX_REQUEST_CHARS` (read and dropped in pieces, never
 held whole) and JSON nested too deeply to parse. The service goes on until
 end of input.
+
+``protocol="dental"`` answers in the dental screener's format instead
+(:mod:`medcam.inference.protocols`): four keys, byte for byte as its
+``run_model.py``; reasons for failures and warnings go to ``stderr``.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import json
 from typing import IO, Any, Iterator
 
 from ..limits import MAX_REQUEST_CHARS
+from .protocols import PROTOCOLS, dental_answer, encode
 from .record import fail_record
 
 __all__ = ["serve", "handle_request", "request_lines", "REQUEST_KEYS"]
@@ -96,12 +101,32 @@ def request_lines(stdin: IO[str], limit: int = MAX_REQUEST_CHARS) -> Iterator[st
             yield line
 
 
-def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | None = None) -> int:
+def _destination(line: str | None, default_out: str | None) -> str | None:
+    """The folder a request's pictures went to, as the request wrote it."""
+    try:
+        request = json.loads(line or "")
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply: the request failed anyway
+        return default_out
+    value = request.get("destination_path", default_out) if isinstance(request, dict) else default_out
+    return value if isinstance(value, str) else default_out
+
+
+def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | None = None, *,
+          protocol: str = "medcam", stderr: IO[str] | None = None) -> int:
     """Answer requests from ``stdin`` on ``stdout`` until end of input.
+
+    Args:
+        protocol: ``"medcam"`` (full records) or ``"dental"`` (the dental screener's answers).
+        stderr: where the dental protocol writes failure reasons and warnings (default: nowhere).
 
     Returns:
         the number of requests answered.
     """
+    if protocol not in PROTOCOLS:
+        from ..registry import did_you_mean
+
+        raise ValueError(f"protocol: unknown answer format {protocol!r}{did_you_mean(str(protocol), PROTOCOLS)} "
+                         f"(formats: {', '.join(PROTOCOLS)})")
     answered = 0
     for line in request_lines(stdin):
         if line is None:
@@ -110,7 +135,16 @@ def serve(explainer: Any, stdin: IO[str], stdout: IO[str], default_out: str | No
             continue
         else:
             record = handle_request(explainer, line, default_out)
-        stdout.write(json.dumps(record) + "\n")
+        if protocol == "dental":
+            answer: dict[str, Any] = dental_answer(record, _destination(line, default_out))
+            notes = [f"fail: {record['error']}"] if record["result"] != "ok" else list(record.get("warnings") or ())
+            if stderr is not None:
+                for note in notes:
+                    stderr.write(f"medcam: {record.get('image')}: {note}\n")
+                stderr.flush()
+        else:
+            answer = record
+        stdout.write(encode(answer) + "\n")
         stdout.flush()
         answered += 1
     return answered

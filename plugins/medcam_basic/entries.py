@@ -53,12 +53,39 @@ def ce(num_classes: int, multilabel: bool, class_weights: list[float] | str | No
     """Classification loss on ``output.logits``.
 
     ``class_weights``: a list of K weights, ``"balanced"`` (``N / (K * n_k)`` from
-    the training set's class counts, set by the trainer) or ``None``.
+    the training set's class counts, set by the trainer), ``"batch"`` (counted in
+    each batch; multi-label: ``pos_weight = #neg / #pos``) or ``None``.
     ``label_smoothing`` in [0, 1) (for multi-label: targets ``y(1-e) + e/2``).
     """
     from .losses import CrossEntropy
 
     return CrossEntropy(num_classes, multilabel, class_weights=class_weights, label_smoothing=label_smoothing)
+
+
+@describe(
+    summary="Focal loss -alpha_t (1 - p_t)^gamma log p_t (softmax, or per class for multi-label models)",
+    citation="Lin, Goyal, Girshick, He, Dollar, Focal Loss for Dense Object Detection, ICCV 2017",
+)
+def focal(num_classes: int, multilabel: bool, gamma: float = 2.0, alpha: float | list[float] | None = None) -> Any:
+    """``gamma``: focusing exponent (0 = cross-entropy); ``alpha``: class weights (a list of K), or one number:
+    the positive weight (multi-label: ``alpha`` for positives, ``1 - alpha`` for negatives; 2 classes: class 1)."""
+    from .imbalance import FocalLoss
+
+    return FocalLoss(num_classes, multilabel, gamma=gamma, alpha=alpha)
+
+
+@describe(
+    summary="Weighted BCE (W-CEL): positives and negatives weighted by their share, counted per batch (multi-label)",
+    citation="Wang, Peng, Lu, Lu, Bagheri, Summers, ChestX-ray8: Hospital-scale Chest X-ray Database and "
+             "Benchmarks on Weakly-Supervised Classification and Localization of Common Thorax Diseases, CVPR 2017",
+)
+def weighted_bce(num_classes: int, multilabel: bool, beta: list[float] | None = None, per_class: bool = False,
+                 reduction: str = "mean") -> Any:
+    """``beta``: null (beta_P = (P+N)/P, beta_N = (P+N)/N counted in each batch) or fixed
+    ``[beta_P, beta_N]``; ``per_class``: count per class column; ``reduction``: ``mean`` or ``sum``."""
+    from .imbalance import WeightedBCE
+
+    return WeightedBCE(num_classes, multilabel, beta=beta, per_class=per_class, reduction=reduction)
 
 
 tiny_classifier = Preset(

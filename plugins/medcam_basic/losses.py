@@ -16,7 +16,10 @@ class CrossEntropy(nn.Module):
 
     ``class_weights="balanced"`` weights class ``k`` by ``N / (K * n_k)`` (n_k its
     training count; for multi-label, the positive weight ``(N - n_k) / n_k``), once
-    :meth:`set_class_counts` has been called.
+    :meth:`set_class_counts` has been called. ``class_weights="batch"`` counts
+    in every batch instead (:func:`medcam_basic.imbalance.batch_class_weights`:
+    ``B / (K' n_k)`` over the classes present; for multi-label one positive
+    weight ``#negatives / #positives`` over the batch's labels).
     """
 
     def __init__(self, num_classes: int, multilabel: bool, class_weights: Sequence[float] | str | None = None,
@@ -27,10 +30,12 @@ class CrossEntropy(nn.Module):
             raise SpecError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.balanced = class_weights == "balanced"
-        if isinstance(class_weights, str) and not self.balanced:
-            raise SpecError(f"class_weights: expected a list of {num_classes} numbers, 'balanced' or null, got {class_weights!r}")
+        self.per_batch = class_weights == "batch"
+        if isinstance(class_weights, str) and not (self.balanced or self.per_batch):
+            raise SpecError(f"class_weights: expected a list of {num_classes} numbers, 'balanced', 'batch' or null, "
+                            f"got {class_weights!r}")
         weights = None
-        if class_weights is not None and not self.balanced:
+        if class_weights is not None and not isinstance(class_weights, str):
             if len(class_weights) != num_classes:
                 raise SpecError(f"class_weights: {len(class_weights)} weights for {num_classes} classes")
             weights = torch.tensor([float(w) for w in class_weights])
@@ -50,6 +55,10 @@ class CrossEntropy(nn.Module):
         logits: Tensor = output.logits
         labels: Tensor = batch["label"].to(logits.device)
         weight = self.weight.to(logits.device) if self.weight is not None else None
+        if self.per_batch:
+            from .imbalance import batch_class_weights
+
+            weight = batch_class_weights(labels, self.num_classes, self.multilabel)
         if self.balanced and weight is None:
             raise RuntimeError("class_weights='balanced' needs set_class_counts() before the first step")
         if self.multilabel:

@@ -142,6 +142,10 @@ class AttentionBoxLoss(nn.Module):
         self.ce.set_class_counts(counts)
 
     # ------------------------------------------------------------------ pieces
+    def schedule_values(self, epoch: int) -> dict[str, float]:
+        """``{"lambda": lambda in 0-based epoch epoch}`` (logged per epoch by the trainer)."""
+        return {"lambda": self.lambda_at(epoch)}
+
     def lambda_at(self, epoch: int | None) -> float:
         """``lam``, or ``max(lam_min, 1 - lam_rate * epoch)`` when adaptive (epoch 0-based)."""
         if not self.adaptive:

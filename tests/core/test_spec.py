@@ -141,3 +141,41 @@ def test_segmenter_spec_flat_and_nested():
     assert flat["segmenter"] == {"name": "spec_test_seg", "width": 2} and flat["num_classes"] == 1
     with pytest.raises(SpecError, match="segmenter.num_classes: set by medcam"):
         resolve_segmenter_spec({"segmenter": {"name": "spec_test_seg", "num_classes": 2}})
+
+
+# ---------------------------------------------------------------------- display names, num_classes, ensemble
+def test_display_names_as_a_list_or_a_mapping_of_class_names():
+    spec = resolve_model_spec({**BASE, "num_classes": 2, "class_names": ["1", "3"],
+                               "display_names": {3: "Patient with Osteoporosis"}})
+    assert spec["class_names"] == ["1", "3"] and spec["display_names"] == ["1", "Patient with Osteoporosis"]
+    listed = resolve_model_spec({**BASE, "num_classes": 2, "display_names": ["Healthy Patient", "Sick"]})
+    assert listed["display_names"] == ["Healthy Patient", "Sick"] and listed["class_names"] is None
+    assert resolve_model_spec(BASE)["display_names"] is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"display_names": ["a", "b"]}, "display_names: 2 names for num_classes=3"),
+    ({"display_names": {"x": "y"}}, r"display_names: a mapping \{class name: shown name\} needs class_names"),
+    ({"class_names": ["n", "b", "m"], "display_names": {"bb": "y"}}, "display_names.bb: not a class; did you mean 'b'"),
+    ({"display_names": ["a", "a", "c"]}, "display_names: 'a' is shown for two classes"),
+    ({"display_names": ["a", "", "c"]}, r"display_names\[1\]: expected a non-empty string"),
+    ({"ensemble": {"members": 1}}, "ensemble.members: an ensemble needs at least 2 members"),
+    ({"ensemble": 3}, r"ensemble: expected \{members: k\}"),
+])
+def test_display_names_and_ensemble_errors(extra, message):
+    with pytest.raises(SpecError, match=message):
+        resolve_model_spec({**BASE, **extra})
+
+
+def test_num_classes_from_class_names():
+    spec = resolve_model_spec({"backbone": "spec_test_net", "class_names": ["a", "b"]})
+    assert spec["num_classes"] == 2
+    over_preset = resolve_model_spec({"name": "tiny_classifier", "class_names": ["a", "b", "c"]})
+    assert over_preset["num_classes"] == 3  # the preset says 2; the spec's own class names win
+    with pytest.raises(SpecError, match="num_classes: missing .*medcam build --num-classes K"):
+        resolve_model_spec({"backbone": "spec_test_net"})
+
+
+def test_ensemble_key_only_when_set():
+    assert "ensemble" not in resolve_model_spec(BASE)
+    assert resolve_model_spec({**BASE, "ensemble": {"members": 3}})["ensemble"] == {"members": 3}

@@ -55,6 +55,21 @@ def test_build_prints_spec_params_and_shapes(tmp_path, cli):
     assert data["outputs"]["logits"] == [1, 2] and data["parameters"] > 0 and data["spec"]["name"] == "tiny_classifier"
 
 
+def test_build_of_a_training_spec_takes_num_classes_or_class_names(tmp_path, cli):
+    train_spec = tmp_path / "train.yaml"  # what medcam train reads: the classes come from the data
+    train_spec.write_text(yaml.safe_dump({"backbone": {"name": "tiny_cnn", "width": 8}, "preprocess": {"size": 32}}))
+    code, _, err = cli("build", str(train_spec))
+    assert code == 2 and "num_classes: missing" in err and "--num-classes" in err
+    code, out, _ = cli("build", str(train_spec), "--num-classes", "5", "--json")
+    assert code == 0 and json.loads(out)["outputs"]["logits"] == [1, 5]
+    named = tmp_path / "named.yaml"
+    named.write_text(yaml.safe_dump({"backbone": "tiny_cnn", "class_names": ["1", "3"], "preprocess": {"size": 32}}))
+    code, out, _ = cli("build", str(named), "--json")
+    assert code == 0 and json.loads(out)["spec"]["num_classes"] == 2
+    code, _, err = cli("build", str(named), "--num-classes", "3")
+    assert code == 2 and "class_names: 2 names for num_classes=3" in err
+
+
 def test_build_errors(tmp_path, cli):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"backbone": {"name": "tiny_cnn", "widht": 8}, "num_classes": 2}))

@@ -64,14 +64,33 @@ def test_class_subset_task_keeps_single_label_images(nih_tree):
 
 def test_multilabel_over_a_subset_and_aliases(nih_tree):
     ds = NIHChestXray(nih_tree, task=["Infiltrate", "Effusion"], multilabel=True)
-    assert ds.class_names == ["Infiltration", "Effusion"] and len(ds) == len(NIH_ROWS)
+    assert ds.class_names == ["Infiltration", "Effusion"]
     assert ds.class_counts() == {"Infiltration": 2, "Effusion": 4}
+    # kept: any of the task's findings, plus No Finding; the three Pneumothorax-only images are left out
+    kept = sorted(p.rsplit("/", 1)[1] for p in ds.paths)
+    expected = sorted(n for n, f, _ in NIH_ROWS if f == "No Finding" or {"Infiltration", "Effusion"} & set(f.split("|")))
+    assert kept == expected and len(kept) == len(NIH_ROWS) - 3
+    every = NIHChestXray(nih_tree, task=["Infiltrate", "Effusion"], multilabel=True, other_findings="negative")
+    assert len(every) == len(NIH_ROWS) and every.class_counts() == ds.class_counts()
+
+
+def test_multilabel_form_of_a_named_task_keeps_multi_finding_images(nih_tree):
+    single = NIHChestXray(nih_tree, task="effusion")
+    multi = NIHChestXray(nih_tree, task="effusion", multilabel=True)
+    assert single.class_counts() == {"No Finding": 4, "Effusion": 2}  # Effusion|Infiltration etc. are dropped
+    assert multi.class_names == ["Effusion"] and multi.class_counts() == {"Effusion": 4}
+    assert len(multi) == 4 + 4  # four Effusion images (two with other findings too) and four No Finding
+    assert multi[_index(multi, "00000001_000.png")]["label"].tolist() == [0.0]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"task": "efusion"}, "unknown NIH task 'efusion'; did you mean 'effusion'"),
     ({"task": ["No Finding", "Efusion"]}, "unknown finding 'Efusion'; did you mean 'Effusion'"),
-    ({"task": ["No Finding", "Effusion"], "multilabel": True}, "'No Finding' is not a label in the multi-label"),
+    ({"task": ["No Finding"], "multilabel": True}, "needs at least one finding besides 'No Finding'"),
+    ({"task": ["No Finding", "Subcutaneous Emphysema"]},
+     "unknown finding 'Subcutaneous Emphysema': Subcutaneous Emphysema is a label of the Ottawa set"),
+    ({"task": ["No Finding", "SubcuEmphysema"]}, "not a ChestX-ray14 finding"),
+    ({"task": "effusion", "multilabel": True, "other_findings": "keep"}, "other_findings: expected drop or negative"),
     ({"task": ["Effusion"]}, "at least 2 classes"),
 ])
 def test_task_errors(nih_tree, kwargs, message):
@@ -119,3 +138,8 @@ def test_real_nih_sample(nih_dir):
     assert not {ds.groups[j] for j in parts["train"]} & {ds.groups[j] for j in parts["test"]}
     task = NIHChestXray(nih_dir, task="effusion_pneumothorax", check="none")
     assert task.class_counts() == {"No Finding": 100, "Effusion": 12, "Pneumothorax": 27}
+    multi = NIHChestXray(nih_dir, task="effusion_pneumothorax", multilabel=True, check="none")
+    assert multi.class_counts() == {"Effusion": 82, "Pneumothorax": 44}  # every image with either finding
+    with open(next(nih_dir.glob("Data_Entry_2017*.csv")), newline="") as fh:
+        findings = [set(r["Finding Labels"].split("|")) for r in csv.DictReader(fh)]
+    assert len(multi) == sum(bool(f & {"Effusion", "Pneumothorax"}) or f == {"No Finding"} for f in findings)

@@ -45,6 +45,20 @@ def test_spec_class_names_must_match_the_data(folder, tmp_path):
         train_on_folder(spec, DataConfig(str(folder)), CONFIG, tmp_path / "run")
 
 
+def test_display_names_are_kept_apart_from_the_data_class_names(folder, tmp_path):
+    from medcam.engine.runs import fit_spec_to_data, open_dataset
+
+    data = DataConfig(str(folder), dataset="busi")
+    full = open_dataset(data, {"preprocess": {"size": 32}, "in_chans": 3})
+    spec = fit_spec_to_data({**SPEC, "display_names": {"malignant": "Malignant lesion"}}, full)
+    assert spec["class_names"] == ["normal", "benign", "malignant"]
+    assert spec["display_names"] == ["normal", "benign", "Malignant lesion"]
+    listed = fit_spec_to_data({**SPEC, "display_names": ["N", "B", "M"]}, full)
+    assert listed["display_names"] == ["N", "B", "M"]
+    with pytest.raises(SpecError, match="to show other names for the classes, use display_names"):
+        fit_spec_to_data({**SPEC, "class_names": ["Healthy Patient", "x", "y"]}, full)
+
+
 def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
     result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3)
     assert [f["fold"] for f in result["folds"]] == [1, 2, 3]
@@ -56,6 +70,60 @@ def test_cross_validation_writes_folds_and_mean_std(folder, tmp_path):
     assert "3-fold cross-validation" in text and "balanced_accuracy" in text
     again = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3, resume=True)
     assert again["mean_std"]["balanced_accuracy"] == result["mean_std"]["balanced_accuracy"]
+
+
+def test_cross_validation_ends_with_a_fold_ensemble_by_default(folder, tmp_path):
+    import torch
+
+    import medcam
+    from medcam.ensemble import MedcamEnsemble
+
+    result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), CONFIG, tmp_path / "cv", folds=3)
+    final = result["final"]
+    assert final["kind"] == "ensemble" and final["path"] == str(tmp_path / "cv" / "model.pt")
+    model = medcam.load(final["path"])
+    assert isinstance(model, MedcamEnsemble) and model.spec["ensemble"] == {"members": 3}
+    folds = [medcam.load(tmp_path / "cv" / f"fold{i}" / "last.pt") for i in (1, 2, 3)]
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, torch.stack([f(x).logits for f in folds]).mean(0), atol=1e-6)
+    text = (tmp_path / "cv" / "cv_summary.txt").read_text()
+    assert "final model: an ensemble of the 3 fold models" in text and str(tmp_path / "cv" / "model.pt") in text
+
+
+def test_cross_validation_refit_uses_the_epoch_count_the_folds_chose(folder, tmp_path):
+    import medcam
+    from medcam.engine.refit import choose_epochs
+
+    config = {**CONFIG, "epochs": 3}
+    result = cross_validate(SPEC, DataConfig(str(folder), test=0.0), config, tmp_path / "cv", folds=2,
+                            final="refit", name="{backbone}_cv")
+    final = result["final"]
+    histories = [[json.loads(line) for line in (tmp_path / "cv" / f"fold{i}" / "metrics.jsonl").read_text().splitlines()]
+                 for i in (1, 2)]
+    epochs, curve = choose_epochs(histories, "balanced_accuracy", "max")
+    assert final["kind"] == "refit" and final["epochs"] == epochs and final["curve"] == curve
+    assert final["train_images"] == 24  # every image: no fixed test part
+    refit_log = (tmp_path / "cv" / "refit" / "metrics.jsonl").read_text().splitlines()
+    assert len(refit_log) == epochs and all(json.loads(r)["val"] is None for r in refit_log)
+    model = medcam.load(final["path"])
+    assert model.checkpoint_metadata["final"] == "refit" and model.checkpoint_metadata["epochs"] == epochs
+    assert result["name"] == "tiny_cnn_cv" and (tmp_path / "cv" / "fold1" / "summary_tiny_cnn_cv_fold1.txt").is_file()
+    assert f"refit on all 24 training images for {epochs} epoch" in (tmp_path / "cv" / "cv_summary.txt").read_text()
+    with pytest.raises(SpecError, match="final: unknown value 'refti'; did you mean 'refit'"):
+        cross_validate(SPEC, DataConfig(str(folder)), config, tmp_path / "x", folds=2, final="refti")
+
+
+def test_run_name_template_names_the_folder_and_summary(folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = DataConfig(str(folder), val=0.25, test=0.25)  # the layout is detected: {dataset} is what was found
+    result = train_on_folder(SPEC, data, CONFIG, None, name="{backbone}_lr{lr}_{dataset}_ep{epochs}")
+    assert result["name"] == "tiny_cnn_lr0.001_busi_ep1" and result["out"] == "runs/tiny_cnn_lr0.001_busi_ep1"
+    assert (tmp_path / "runs" / result["name"] / f"summary_{result['name']}.txt").is_file()
+    placed = train_on_folder(SPEC, data, CONFIG, tmp_path / "out" / "{name}_s{seed}", name="{backbone}")
+    assert placed["out"] == str(tmp_path / "out" / "tiny_cnn_s0")
+    with pytest.raises(SpecError, match="unknown field 'backbon'; did you mean 'backbone'"):
+        train_on_folder(SPEC, data, CONFIG, None, name="{backbon}")
 
 
 def test_mean_std():

@@ -16,7 +16,7 @@ from medcam.checkpoint import read_checkpoint
 from medcam.data.synthetic import SyntheticLesions
 from medcam.engine import Callback, Trainer
 from medcam.engine.trainer import EarlyStopping
-from medcam.errors import CheckpointError, DataError, TrainingError
+from medcam.errors import CheckpointError, DataError, SpecError, TrainingError
 from medcam.registry import losses
 
 from _train_child import Materialized, child_env, kill_at_marker  # noqa: E402  (next to this file)
@@ -57,7 +57,7 @@ def test_files_checkpoints_and_logs(data, tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     record = json.loads(lines[-1])
-    assert set(record) == {"epoch", "lr", "time_s", "train", "val"}
+    assert set(record) == {"epoch", "lr", "time_s", "schedule", "train", "val"}
     assert record["val"]["n"] == len(val) and "balanced_accuracy" in record["val"] and "loss" in record["train"]
     summaries = list(tmp_path.glob("summary_*.txt"))
     assert [p.name for p in summaries] == ["summary_tiny_cnn_32px_adamw_lr0.003_bs8_ep2_cosine_seed3.txt"]
@@ -157,6 +157,67 @@ def test_epoch_reaches_losses_and_balanced_class_weights(data):
         assert _RecordEpoch.seen == [0, 0, 1, 1]  # 18 images, batch 8, last partial batch dropped
     finally:
         losses.unregister("record_epoch_test")
+
+
+class _Scheduled(nn.Module):
+    """Cross-entropy times a weight that falls by 0.25 per epoch (a ScheduledLoss)."""
+
+    def schedule_values(self, epoch):
+        return {"lambda": 1.0 - 0.25 * epoch}
+
+    def forward(self, output, batch, model):
+        return self.schedule_values(batch["epoch"])["lambda"] * torch.nn.functional.cross_entropy(output.logits,
+                                                                                                  batch["label"])
+
+
+def _scheduled(num_classes: int, multilabel: bool) -> nn.Module:
+    return _Scheduled()
+
+
+def test_schedule_driven_values_are_logged_per_epoch(data, tmp_path):
+    train, val = data
+    losses.register(_scheduled, name="scheduled_test")
+    try:
+        Trainer({**SPEC, "loss": [{"name": "scheduled_test"}]}, {**CONFIG, "epochs": 3}, out_dir=tmp_path,
+                run_name="lam1_seed3").fit(train, val)
+    finally:
+        losses.unregister("scheduled_test")
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["schedule"]["scheduled_test.lambda"] for r in records] == [1.0, 0.75, 0.5]
+    steps = 2  # 18 images, batch 8, last partial batch dropped
+    total = 3 * steps
+    for e, r in enumerate(records):  # cosine from lr 3e-3 to 0 over 6 steps
+        first, last = e * steps, e * steps + steps - 1
+        assert r["schedule"]["lr"] == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * first / total)))
+        assert r["schedule"]["lr_last_step"] == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * last / total)))
+        assert r["lr"] == r["schedule"]["lr"]
+    assert (tmp_path / "summary_lam1_seed3.txt").is_file()
+
+
+class _Snapshot(Callback):
+    def __init__(self, epoch):
+        self.epoch, self.weights = epoch, None
+
+    def on_epoch_end(self, trainer, epoch, record):
+        if epoch == self.epoch:
+            self.weights = _weights(trainer.model)
+
+
+def test_stop_after_gives_the_weights_a_longer_schedule_had_at_that_epoch(data):
+    train, _ = data
+    snap = _Snapshot(epoch=1)
+    Trainer(SPEC, {**CONFIG, "epochs": 4}, callbacks=[snap]).fit(train)
+    short = Trainer(SPEC, {**CONFIG, "epochs": 4})
+    result = short.fit(train, stop_after=2)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert _max_diff(_weights(short.model), snap.weights) == 0.0
+    with pytest.raises(SpecError, match=r"stop_after: expected 1..4"):
+        Trainer(SPEC, {**CONFIG, "epochs": 4}).fit(train, stop_after=5)
+
+
+def test_an_ensemble_spec_is_not_trained(data):
+    with pytest.raises(SpecError, match="an ensemble is made of trained models"):
+        Trainer({**SPEC, "ensemble": {"members": 2}}, CONFIG)
 
 
 def test_nan_loss_stops_with_advice(data):

@@ -184,3 +184,46 @@ def test_bad_settings_are_refused(trained_checkpoint):
         Explainer(model, cmap="jett")
     with pytest.raises(CheckpointError, match="classifier"):
         Explainer(medcam.build_segmenter({"name": "unet", "encoder": {"name": "tiny_cnn", "width": 4}}))
+
+
+def _negative_class_model(tmp_path, image, display_names=None):
+    """A 3-class tiny_cnn whose class 2 has negative head weights but one small positive one (on the channel
+    most active on ``image``): Grad-CAM of class 2 is empty, LayerCAM is not."""
+    torch.manual_seed(0)
+    spec = {"name": "tiny_classifier", "class_names": ["1", "2", "3"], "preprocess": {"size": 96}}  # 3x3 maps
+    if display_names:
+        spec["display_names"] = display_names
+    model = medcam.build_model(spec).eval()
+    with torch.no_grad():
+        active = int(model.forward_features(preprocess_image(image, model.spec).image)[-1].mean((0, 2, 3)).argmax())
+        model.head.fc.weight[2] = -0.5
+        model.head.fc.weight[2, active] = 0.01
+        model.head.fc.bias.copy_(torch.tensor([5.0, 0.0, -5.0]))  # class 0 is predicted
+    return medcam.save(model, tmp_path / "neg.pt")
+
+
+def test_display_names_are_shown_and_folder_names_still_select(tmp_path, wide_image):
+    path = _negative_class_model(tmp_path, wide_image, {"1": "Healthy Patient", "3": "Patient with Osteoporosis"})
+    ex = Explainer.from_checkpoint(path, target="3")
+    record = ex.explain(wide_image).record
+    assert list(record["probabilities"]) == ["Healthy Patient", "2", "Patient with Osteoporosis"]
+    assert record["diagnosis"] == "Healthy Patient" and record["target"] == "Patient with Osteoporosis"
+    assert ex.class_index("Patient with Osteoporosis") == 2 == ex.class_index("3")
+    assert ex.explain(wide_image, target="predicted").record["target"] == "Healthy Patient"
+
+
+def test_an_empty_map_is_said_in_the_record_and_the_row(tmp_path, wide_image):
+    import warnings
+
+    from medcam.inference.record import format_row
+
+    ex = Explainer.from_checkpoint(_negative_class_model(tmp_path, wide_image), target=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the explainer says it in the record, not as a Python warning
+        record = ex.explain(wide_image).record
+    assert record["target"] == "3" and len(record["warnings"]) == 1
+    assert record["warnings"][0].startswith("gradcam: the map is empty (all zero) for class '3'")
+    assert "try --method gradcam++ or layercam, or --target predicted" in record["warnings"][0]
+    assert "warning: gradcam: the map is empty" in format_row(record)
+    other = ex.explain(wide_image, method="layercam").record
+    assert other["warnings"] == []  # LayerCAM keeps the one positive weight's evidence

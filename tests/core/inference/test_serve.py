@@ -89,3 +89,55 @@ def test_request_lines_cut_overlong_lines_at_the_limit():
 
     text = "a" * 5 + "\n" + "b" * 6 + "\n" + "c" * 23 + "\n" + "d" * 4
     assert list(request_lines(io.StringIO(text), limit=6)) == ["aaaaa\n", "bbbbbb\n", None, "dddd"]
+@pytest.fixture
+def dental_checkpoint(tmp_path):
+    """A 2-class model with folders 1/3 shown as the screener's verdicts, biased to 'Healthy Patient'."""
+    import torch
+
+    import medcam
+
+    model = medcam.build_model({"name": "tiny_classifier", "class_names": ["1", "3"], "preprocess": {"size": 32},
+                                "display_names": {"1": "Healthy Patient", "3": "Patient with Osteoporosis"}})
+    with torch.no_grad():
+        model.head.fc.bias.copy_(torch.tensor([20.0, -20.0]))
+    return medcam.save(model, tmp_path / "dental.pt")
+
+
+def test_dental_protocol_answers_byte_for_byte(dental_checkpoint, image, tmp_path, monkeypatch):
+    import shutil
+
+    from medcam.inference import pipeline
+    from test_protocols import DOCUMENTED_ANSWER, FAIL_ANSWER
+
+    monkeypatch.setattr(pipeline, "timestamp", lambda: "20240212162822")
+    scan = tmp_path / "scans" / "BrunoScholles-Radiography.png"
+    scan.parent.mkdir()
+    shutil.copy(image, scan)
+    outputs = tmp_path / "gigacandanga_exec" / "outputs"
+    requests = [f'{{"img_path": "{scan}","destination_path": "{outputs}"}}', '{"img_path": "missing.png"}', "oops"]
+    out, err = io.StringIO(), io.StringIO()
+    serve(Explainer.from_checkpoint(dental_checkpoint), io.StringIO("\n".join(requests) + "\n"), out,
+          default_out=str(tmp_path / "default"), protocol="dental", stderr=err)
+    expected_ok = DOCUMENTED_ANSWER.replace("/d01/scholles/gigasistemica/gigacandanga_exec/outputs", str(outputs))
+    assert out.getvalue() == expected_ok + "\n" + FAIL_ANSWER + "\n" + FAIL_ANSWER + "\n"
+    assert (outputs / "BrunoScholles-Radiography_saliency_20240212162822.png").is_file()
+    assert (outputs / "BrunoScholles-Radiography_overlay_20240212162822.png").is_file()
+    reasons = [line for line in err.getvalue().splitlines() if ": fail: " in line]  # warnings may come too
+    assert len(reasons) == 2 and "missing.png: image file not found" in reasons[0]
+    assert "malformed request: not valid JSON" in reasons[1]
+
+
+def test_dental_protocol_through_the_cli(dental_checkpoint, image, tmp_path, monkeypatch, cli):
+    import shutil
+    import sys
+
+    scan = tmp_path / "x.png"
+    shutil.copy(image, scan)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"img_path": str(scan),
+                                                              "destination_path": str(tmp_path)}) + "\n"))
+    code, out, _ = cli("explain", str(dental_checkpoint), "--serve", "--protocol", "dental")
+    answer = json.loads(out)
+    assert code == 0 and list(answer) == ["result", "diagnosis", "saliency_img_path", "overlay_img_path"]
+    assert answer["diagnosis"] == "Healthy Patient" and answer["saliency_img_path"].startswith(str(tmp_path / "x_saliency_"))
+    code, _, err = cli("explain", str(dental_checkpoint), str(scan), "--protocol", "dental")
+    assert code == 2 and "--protocol dental is the answer format of --serve" in err

@@ -44,7 +44,7 @@ def test_multilabel_bce():
 def test_bad_parameters():
     with pytest.raises(SpecError, match="2 weights for 3 classes"):
         CrossEntropy(3, False, class_weights=[1, 2])
-    with pytest.raises(SpecError, match="'balanced' or null"):
+    with pytest.raises(SpecError, match="'balanced', 'batch' or null"):
         CrossEntropy(3, False, class_weights="even")
     with pytest.raises(SpecError, match="label_smoothing"):
         CrossEntropy(3, False, label_smoothing=1.0)
