@@ -57,9 +57,9 @@ from torch import Tensor, nn
 
 from .attribution_context import AttributionContext
 from .attribution_empty import EmptyMapWarning, empty_map_advice
-from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, logits_of,
-                                 model_device, normalize_maps, preserved_state, replace_output, resize_maps,
-                                 resolve_layer, resolve_targets)
+from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_attribution_input, checked_once,
+                                 logits_of, model_device, normalize_maps, preserved_state, replace_output,
+                                 resize_maps, resolve_layer, resolve_targets)
 from .errors import AttributionError, ShapeError, SpecError
 from .model import MedcamModel, ModelOutput
 
@@ -191,11 +191,18 @@ class Attribution(abc.ABC):
 
         chosen = self.layer if layer is None else layer
         options = dict(raw=raw, differentiable=differentiable, eval_mode=eval_mode, eigen_smooth=eigen_smooth)
-        if aug_smooth:
-            return augmented_run(self, model, images, target, layer, fusion=fusion, **options)
-        if isinstance(chosen, (list, tuple)):
-            return fused_run(self, model, images, target, list(chosen), fusion=fusion, **options)
-        images = check_attribution_input(model, images)
+        images = check_attribution_input(model, images)  # the caller's images, once; derived ones are the method's
+        with checked_once(model):
+            if aug_smooth:
+                return augmented_run(self, model, images, target, layer, fusion=fusion, **options)
+            if isinstance(chosen, (list, tuple)):
+                return fused_run(self, model, images, target, list(chosen), fusion=fusion, **options)
+            return self._run_one(model, images, target, chosen, raw=raw, differentiable=differentiable,
+                                 eval_mode=eval_mode, eigen_smooth=eigen_smooth)
+
+    def _run_one(self, model: nn.Module, images: Tensor, target: TargetLike, chosen: Any, *, raw: bool,
+                 differentiable: bool, eval_mode: bool, eigen_smooth: bool) -> AttributionResult:
+        """:meth:`run` for one layer (or none) without smoothing, on checked images."""
         images = images.to(model_device(model, images.device))
         if not self.uses_layer and chosen is not None:
             raise AttributionError(f"{self.name} reads no layer; do not pass layer={chosen!r}")
@@ -217,7 +224,7 @@ class Attribution(abc.ABC):
             predicted = bool((targets == result.logits.argmax(1).cpu()[:, None])[empty].all())
             warnings.warn(EmptyMapWarning(empty_map_advice(self.name, int(empty.sum()), empty.numel(),
                                                            [str(c) for c in classes], predicted=predicted)),
-                          stacklevel=3)
+                          stacklevel=4)
         return result
 
     def from_output(self, output: ModelOutput, target: TargetLike = None, *, size: Sequence[int] | None = None,

@@ -23,7 +23,7 @@ from .errors import AttributionError, ShapeError, UnknownNameError
 from .model import MedcamModel, check_images, check_pixel_values
 
 __all__ = ["TargetLike", "normalize_maps", "resize_maps", "logits_of", "resolve_targets", "TargetLayer",
-           "resolve_layer", "capture_output", "replace_output", "preserved_state", "model_device",
+           "resolve_layer", "capture_output", "replace_output", "preserved_state", "checked_once", "model_device",
            "check_attribution_input"]
 
 TargetLike = Any  # None | int | Sequence[int] | Sequence[Sequence[int]] | Tensor | "all"
@@ -295,6 +295,30 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     for tensor in model.buffers():
         return tensor.device
     return fallback
+
+
+@contextlib.contextmanager
+def checked_once(model: nn.Module) -> Iterator[None]:
+    """Inside the block, ``model`` skips its pixel-range check (finiteness is still checked).
+
+    A method checks the caller's images once (:func:`check_attribution_input`), then
+    feeds the model images it derived on purpose: noisy copies (SS-CAM, Smooth
+    Grad-CAM++), brightness-scaled ones (augmentation smoothing), masked or blended
+    ones. Those may leave [0, 1] and must not be refused as if a user had passed them.
+    """
+    if not isinstance(model, MedcamModel) or model.input_range is None:
+        yield
+        return
+    had_own = "input_range" in vars(model)
+    before = model.input_range
+    model.input_range = None
+    try:
+        yield
+    finally:
+        if had_own:
+            model.input_range = before
+        else:
+            del model.input_range
 
 
 def check_attribution_input(model: nn.Module, images: Any) -> Tensor:

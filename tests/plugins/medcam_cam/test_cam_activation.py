@@ -123,6 +123,7 @@ def test_fem_weights_channels_by_their_k_sigma_outliers():
     model = build_probe(channels=4, classes=2, size=8, scale=2.0, shift=1.0)
     images = torch.rand(2, 4, 8, 8)
     images[:, :, 2, 3] = 3.0                     # an outlier in every channel
+    model.input_range = None                     # the probe reads raw values; 3.0 is deliberate
     for k in (1.0, 2.0):
         got = medcam.explain(model, images, "fem", raw=True, k=k)
         acts = (2 * images - 1).double().numpy()

@@ -91,10 +91,14 @@ def net():
 def _torchcam(kind, model, images, targets, layer="backbone.stages.2", **params):
     methods = pytest.importorskip("torchcam.methods")
     view = LogitsView(model).eval()
-    with getattr(methods, kind)(view, target_layer=f"model.{layer}", input_shape=(3, 64, 64),
-                                **params) as extractor:
-        scores = view(images)
-        cams = extractor(class_idx=targets, scores=scores, normalized=False)
+    model.input_range = None  # torchcam feeds the model its own noisy / scaled copies of the images
+    try:
+        with getattr(methods, kind)(view, target_layer=f"model.{layer}", input_shape=(3, 64, 64),
+                                    **params) as extractor:
+            scores = view(images)
+            cams = extractor(class_idx=targets, scores=scores, normalized=False)
+    finally:
+        del model.input_range
     return cams[0].detach()
 
 
