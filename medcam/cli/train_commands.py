@@ -75,7 +75,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--optimizer", help="sgd, adam, adamw (default) or rmsprop.")
 @click.option("--scheduler", help="constant, cosine (default), linear, step or plateau.")
 @click.option("--balanced/--no-balanced", "balanced_sampler", default=None,
-              help="Class-balanced sampling (default off).")
+              help="Class-balanced sampling (default: on when the largest class is more than 1.5x the smallest).")
 @click.option("--early-stopping", type=int, help="Stop after this many epochs without improvement.")
 @click.option("--monitor", help="Validation metric for best checkpoint / early stopping (default balanced_accuracy).")
 @click.option("--amp", help="auto (default), off, fp16 or bf16.")

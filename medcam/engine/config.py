@@ -64,7 +64,9 @@ class TrainConfig:
         amp: mixed precision: ``auto`` (fp16 or bf16 autocast on CUDA, off on CPU),
             ``off``, ``fp16`` (CUDA only, with loss scaling) or ``bf16`` (also on CPU).
         balanced_sampler: draw every class equally often (sampling with replacement,
-            ``N`` samples per epoch); single-label data only.
+            ``N`` samples per epoch; single-label data only): ``true``, ``false`` or ``auto``
+            (the default: on when the training set's largest class is more than 1.5x its
+            smallest, :func:`medcam.engine.sampler.wants_balance`; the run header says which).
         monitor: metric that selects the best checkpoint, drives early stopping
             and the ``plateau`` schedule (computed on the validation set).
         monitor_mode: ``max``, ``min`` or ``auto`` (``min`` for ``loss``, else ``max``).
@@ -93,7 +95,7 @@ class TrainConfig:
     plateau_patience: int = 3
     grad_clip: float | None = None
     amp: str = "auto"
-    balanced_sampler: bool = False
+    balanced_sampler: bool | str = "auto"
     monitor: str = "balanced_accuracy"
     monitor_mode: str = "auto"
     early_stopping: int | None = None
@@ -152,7 +154,11 @@ class TrainConfig:
         self._number("early_stopping", integer=True, minimum=1, optional=True)
         self._number("seed", integer=True, minimum=0)
         self._number("num_workers", integer=True, minimum=0)
-        for key in ("balanced_sampler", "sync_bn", "progress"):
+        if not isinstance(self.balanced_sampler, bool):
+            if not isinstance(self.balanced_sampler, str) or self.balanced_sampler.lower() != "auto":
+                raise SpecError(f"train.balanced_sampler: expected true, false or auto, got {self.balanced_sampler!r}")
+            self.balanced_sampler = "auto"
+        for key in ("sync_bn", "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise SpecError(f"train.{key}: expected true or false, got {getattr(self, key)!r}")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda", "mps")

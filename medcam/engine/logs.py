@@ -52,7 +52,7 @@ def run_tag(spec: Mapping[str, Any], config: TrainConfig) -> str:
         model = f"{model}-{backbone}"
     h, w = spec.get("preprocess", {}).get("size", [0, 0])
     size = f"{h}px" if h == w else f"{h}x{w}px"
-    extras = "_balanced" if config.balanced_sampler else ""
+    extras = {True: "_balanced", False: "", "auto": ""}[config.balanced_sampler]
     return _slug(f"{model}_{size}_{config.optimizer}_lr{config.lr:g}_bs{config.batch_size}_ep{config.epochs}"
                  f"_{config.scheduler}{extras}_seed{config.seed}")
 

@@ -19,7 +19,32 @@ from medcam.errors import DataError
 
 from .seeding import derive_seed
 
-__all__ = ["EpochSampler", "class_balanced_weights"]
+__all__ = ["EpochSampler", "class_balanced_weights", "BALANCE_RATIO", "wants_balance"]
+
+#: ``balanced_sampler: auto`` balances the classes when the largest is more than this many times the smallest.
+BALANCE_RATIO = 1.5
+
+
+def wants_balance(setting: bool | str, counts: Sequence[int], multilabel: bool) -> tuple[bool, str]:
+    """Whether to draw classes equally often, and why (for the run header).
+
+    ``setting`` is the config's ``balanced_sampler``: ``True``/``False`` as given; ``"auto"``
+    balances single-label data whose largest class (of ``counts``, one per class) is more than
+    :data:`BALANCE_RATIO` times its smallest non-empty one. Multi-label data is never balanced
+    by sampling (a sample has several classes).
+    """
+    if setting is not True and setting is not False and setting != "auto":
+        raise ValueError(f"balanced_sampler: expected true, false or auto, got {setting!r}")
+    if setting != "auto":
+        return bool(setting), "set in train.balanced_sampler"
+    if multilabel:
+        return False, "auto: multi-label data"
+    present = [int(c) for c in counts if int(c) > 0]
+    if len(present) < 2:
+        return False, "auto: one class present"
+    ratio = max(present) / min(present)
+    on = ratio > BALANCE_RATIO
+    return on, f"auto: largest class {ratio:.1f}x the smallest, {'>' if on else '<='} {BALANCE_RATIO}"
 
 
 def class_balanced_weights(labels: Sequence[int] | torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -49,7 +49,7 @@ from .distributed import DistContext
 from .evaluate import default_collate, evaluate
 from .logs import RunFiles, run_tag
 from .optim import LRSchedule, build_optimizer
-from .sampler import EpochSampler, class_balanced_weights
+from .sampler import EpochSampler, class_balanced_weights, wants_balance
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["Trainer", "FitResult", "Callback", "EarlyStopping"]
@@ -363,7 +363,8 @@ class Trainer:
         loss_fn = build_loss(self.model.spec, num_classes=num_classes, multilabel=multilabel)
         loss_fn.set_class_counts(counts)
         loss_fn.to(self.device)
-        weights = class_balanced_weights(labels, num_classes) if cfg.balanced_sampler else None
+        balance, why = wants_balance(cfg.balanced_sampler, counts, multilabel)
+        weights = class_balanced_weights(labels, num_classes) if balance else None
         sampler = EpochSampler(len(train_set), batch_size=cfg.batch_size, weights=weights,  # type: ignore[arg-type]
                                seed=cfg.seed, num_replicas=self.dist.world_size, rank=self.dist.rank, drop_last=True)
         loader = self._loader(train_set, sampler)
@@ -375,6 +376,8 @@ class Trainer:
             self.data_info["class_counts"] = counts
         if start == 0:
             self.history, self._best_metrics = [], None
+        if start < end and not stopped:
+            self.log(self._header(len(train_set), counts, balance, why))  # type: ignore[arg-type]
         if stopped or start >= end:
             self.log(f"nothing to do: the run in {self.files.dir if self.files else '?'} already finished")
             return self._result(stopped)
@@ -439,6 +442,23 @@ class Trainer:
         return FitResult(history=list(self.history), best_epoch=self.stopper.best_epoch,
                          best_metrics=copy.deepcopy(self._best_metrics), last_metrics=last, stopped_early=stopped,
                          files=self.files)
+
+    def _header(self, n: int, counts: Sequence[int], balance: bool, why: str) -> str:
+        """The run's first line: the data, the settings that shape it, and where it runs.
+
+        Every default that depends on the data or the machine (class balance, threads)
+        is printed here, so a run never differs from what its log says.
+        """
+        cfg = self.config
+        names = self.model.spec.get("class_names") or [str(i) for i in range(len(counts))]
+        per_class = ", ".join(f"{name} {int(c)}" for name, c in zip(names, counts))
+        warmup = f" + {cfg.warmup_epochs:g} warm-up epochs" if cfg.warmup_epochs else ""
+        scale = f", backbone x{cfg.backbone_lr_scale:g}" if cfg.backbone_lr_scale != 1 else ""
+        where = f"{self.device.type}, {torch.get_num_threads()} threads" if self.device.type == "cpu" \
+            else str(self.device)
+        return (f"train: {n} images ({per_class}); balanced sampling {'on' if balance else 'off'} ({why}); "
+                f"{cfg.optimizer} lr {cfg.lr:g}{scale}, {cfg.scheduler}{warmup}, {cfg.epochs} epochs of batch "
+                f"{cfg.batch_size}; seed {cfg.seed}; {where}")
 
     def _epoch_line(self, record: Mapping[str, Any], best: bool) -> str:
         val = record.get("val") or {}

@@ -7,7 +7,9 @@ read this module cheaply. Registered names:
 * losses ``foreground_control`` (SR), ``bas`` (BAS), ``attention_box`` (segmentation-driven attention);
 * models ``vmamba_wsol``, ``resnet50_wsol``, ``pvt_wsol`` (one method, three backbones),
   ``pvt_attention_box``, ``resnet50_attention_box``, ``vgg16_attention_box`` (the
-  attention seed's settings) and ``resnet18_lesion_attention`` (BUSI lesion boxes).
+  attention seed's settings), ``resnet18_lesion_attention`` (BUSI lesion boxes), and the
+  pretrained start: ``efficientnet_lite0_wsol`` and ``efficientnet_lite0_lesion_attention``
+  (ImageNet EfficientNet-Lite0, with their tuned input size, optimizer and learning rate).
 """
 from __future__ import annotations
 
@@ -154,5 +156,41 @@ resnet18_lesion_attention = Preset(
      "attribution": {"name": "gradcam"},
      "preprocess": {"size": [224, 224]}},
     summary="ResNet-18 + attention_box on the batch's lesion boxes (BUSI: benign/malignant inside the box)",
+    citation=ATTENTION_CITATION,
+)
+
+
+# ---------------------------------------------------------------------- the pretrained start
+#: Training settings shared by the pretrained EfficientNet-Lite0 presets (medcam.engine.TrainConfig keys):
+#: measured on BUSI in docs/results.md (benchmarks/specs/busi_pretrained.yaml).
+LITE0_TRAIN = {"epochs": 8, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
+               "scheduler": "cosine", "warmup_epochs": 0.5, "balanced_sampler": True}
+_LITE0 = {"name": "efficientnet_lite0", "pretrained": True}
+
+efficientnet_lite0_wsol = Preset(
+    {"backbone": dict(_LITE0),
+     # foreground maps on the stride-16 level (14 x 14 at 224 px), class maps on the last (7 x 7)
+     "head": {"name": "fpm", "modulation": "nonlinear", "fusion": True, "fpm_level": 3, "cls_level": -1,
+              "hidden": 256, "box_threshold": 0.83},
+     "num_classes": len(BUSI_CLASSES), "class_names": list(BUSI_CLASSES),
+     "loss": [{"name": "foreground_control"}],
+     "attribution": {"name": "fpm", "key": "foreground"},
+     "preprocess": {"size": [224, 224]},
+     "train": {**LITE0_TRAIN, "lr": 5e-4}},
+    summary="SR method on ImageNet EfficientNet-Lite0: fpm head (non-linear modulation, fusion) + foreground "
+            "control, image labels only, 224 px, AdamW 5e-4 for 8 epochs",
+    citation=SR_CITATION,
+)
+
+efficientnet_lite0_lesion_attention = Preset(
+    {"backbone": dict(_LITE0), "head": {"name": "linear"},
+     "num_classes": len(BUSI_CLASSES), "class_names": list(BUSI_CLASSES),
+     "loss": [{"name": "attention_box", "source": "boxes", "rules": {"benign": "inside", "malignant": "inside"},
+               "mode": "energy", "target": "label", "lam": 0.5}],
+     "attribution": {"name": "gradcam"},
+     "preprocess": {"size": [224, 224]},
+     "train": dict(LITE0_TRAIN)},
+    summary="ImageNet EfficientNet-Lite0 + attention_box on the batch's lesion boxes (BUSI: benign/malignant inside "
+            "the box), 224 px, AdamW 1e-3 for 8 epochs",
     citation=ATTENTION_CITATION,
 )

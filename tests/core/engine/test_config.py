@@ -23,7 +23,7 @@ def test_defaults_and_derived_values():
     ("epochs", 0, "must be >= 1"),
     ("lr", 0.0, "must be > 0.0"),
     ("batch_size", 2.5, "expected an integer"),
-    ("balanced_sampler", "yes", "expected true or false"),
+    ("balanced_sampler", "yes", "expected true, false or auto, got 'yes'"),
     ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
     ("min_lr_ratio", 2.0, "must be in [0, 1]"),
 ])
@@ -79,3 +79,9 @@ def test_read_returns_only_the_given_settings(tmp_path):
     path.write_text("lrr: 0.01\n")
     with pytest.raises(SpecError, match="did you mean 'lr'"):
         TrainConfig.read(path)
+
+
+def test_balanced_sampler_defaults_to_auto():
+    assert TrainConfig().balanced_sampler == "auto"
+    assert TrainConfig(balanced_sampler="AUTO").balanced_sampler == "auto"
+    assert TrainConfig(balanced_sampler=False).balanced_sampler is False

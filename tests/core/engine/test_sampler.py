@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medcam.engine.sampler import EpochSampler, class_balanced_weights
+from medcam.engine.sampler import BALANCE_RATIO, EpochSampler, class_balanced_weights, wants_balance
 from medcam.errors import DataError
 
 
@@ -57,3 +57,23 @@ def test_errors():
         EpochSampler(10, batch_size=8, num_replicas=3, rank=0)
     with pytest.raises(DataError, match="empty"):
         EpochSampler(0, batch_size=8)
+
+
+@pytest.mark.parametrize("setting, counts, multilabel, on, why", [
+    ("auto", [107, 350, 167], False, True, "auto: largest class 3.3x the smallest, > 1.5"),   # BUSI's train counts
+    ("auto", [10, 9, 7], False, False, "auto: largest class 1.4x the smallest, <= 1.5"),
+    ("auto", [3, 2], False, False, "auto: largest class 1.5x the smallest, <= 1.5"),           # the bound itself
+    ("auto", [0, 12, 5], False, True, "auto: largest class 2.4x the smallest, > 1.5"),        # empty classes ignored
+    ("auto", [0, 12, 0], False, False, "auto: one class present"),
+    ("auto", [100, 3], True, False, "auto: multi-label data"),
+    (True, [5, 5], False, True, "set in train.balanced_sampler"),
+    (False, [100, 3], False, False, "set in train.balanced_sampler"),
+])
+def test_auto_balance_follows_the_class_ratio(setting, counts, multilabel, on, why):
+    assert BALANCE_RATIO == 1.5
+    assert wants_balance(setting, counts, multilabel) == (on, why)
+
+
+def test_balance_setting_must_be_known():
+    with pytest.raises(ValueError, match="expected true, false or auto, got 'yes'"):
+        wants_balance("yes", [1, 2], False)

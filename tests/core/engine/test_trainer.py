@@ -277,3 +277,12 @@ def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
              for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert strip == [{k: v for k, v in json.loads(line).items() if k != "time_s"}
                      for line in (clean / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_header_states_the_data_balance_and_threads(capsys):
+    imbalanced = Materialized(SyntheticLesions([2, 10, 4], size=32, seed=5))
+    torch.set_num_threads(1)
+    Trainer(SPEC, {**CONFIG, "epochs": 1, "progress": True}).fit(imbalanced)
+    header = capsys.readouterr().err.splitlines()[0]
+    assert header == ("train: 16 images (normal 2, benign 10, malignant 4); balanced sampling on (auto: largest class "
+                      "5.0x the smallest, > 1.5); adamw lr 0.003, cosine, 1 epochs of batch 8; seed 3; cpu, 1 threads")
