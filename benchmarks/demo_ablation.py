@@ -4,7 +4,7 @@
     python benchmarks/demo_ablation.py --data ../shared/data/busi --loss ratio --seed 1
     python benchmarks/demo_ablation.py --data ../shared/data/busi --loss energy --seed 0   # the demo itself
 
-Trains the demo model (``medcam.engine.demo``: tiny_cnn at 160 px, same split,
+Trains the demo model (``medcam.engine.demo``: pretrained Lite0 at 160 px, same split,
 schedule and augmentation) with ``--loss``:
 
 * ``energy``: the demo's loss (attention_box, energy mode);
@@ -12,7 +12,7 @@ schedule and augmentation) with ``--loss``:
 * ``ce``: plain cross-entropy (label smoothing 0.1), no localization signal;
 
 then prints the held-out classification and localization (the demo's
-Grad-CAM / Grad-CAM++ / LayerCAM against the centred-Gaussian floor) and, per
+Grad-CAM and kin against the centred-Gaussian floor) and, per
 method, the mean share of a map's pixels above half its maximum on the
 held-out lesion images (how compact the maps are). The numbers next to the
 demo in docs/results.md come from this script.
@@ -33,8 +33,9 @@ LOSSES = ("energy", "ratio", "ce")
 def demo_spec(loss: str) -> dict[str, Any]:
     """The demo's model spec with the loss ``loss`` (one of :data:`LOSSES`)."""
     from medcam.engine.demo import DEMO_SPEC
+    from medcam.spec import resolve_model_spec
 
-    spec = copy.deepcopy(DEMO_SPEC)
+    spec = copy.deepcopy(resolve_model_spec(DEMO_SPEC))
     if loss == "ce":
         spec["loss"] = [{"name": "ce", "label_smoothing": 0.1}]
     else:
@@ -64,13 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
-    import torch
-
     from medcam.engine import demo
     from medcam.engine.runs import DataConfig, train_on_folder
     from medcam.errors import MedcamError
 
-    torch.set_num_threads(1)  # as medcam demo
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out or scratch)
         data = DataConfig(path=args.data, cache_dir=str(out / "cache"), **demo.DEMO_DATA)

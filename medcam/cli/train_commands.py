@@ -189,20 +189,20 @@ def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: 
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, help="Output folder.")
 @click.option("--epochs", type=int, help="Override the demo's number of epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="CPU threads for PyTorch. The demo's small convolutions gain little from more, and "
-                   "extra threads waste time spinning when the CPU is shared.")
+@click.option("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice, the machine's "
+                                          "cores; the run header prints it). On a shared CPU, fewer may be faster.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo_command(data_path: str | None, out_dir: str, epochs: int | None, seed: int, threads: int, quiet: bool,
+def demo_command(data_path: str | None, out_dir: str, epochs: int | None, seed: int, threads: int | None, quiet: bool,
                  as_json: bool) -> None:
-    """Train a small classifier on BUSI-style ultrasound (a few minutes on a CPU) and
-    report its held-out metrics."""
+    """Fine-tune ImageNet EfficientNet-Lite0 on BUSI-style ultrasound (a few minutes on a CPU)
+    and report its held-out classification and localization."""
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
         _quiet()
     from medcam.engine.demo import demo_report, run_demo
 
-    _set_threads(threads)
+    if threads is not None:
+        _set_threads(threads)
     result = run_demo(data_path, out_dir, epochs=epochs, seed=seed, progress=not quiet)
     if as_json:
         click.echo(json.dumps(result, indent=2))

