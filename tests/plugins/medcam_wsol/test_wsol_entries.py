@@ -118,3 +118,23 @@ def test_trainer_runs_the_lesion_preset_with_features(busi_dir, tmp_path):
     result = trainer.fit(subset)
     record = result.history[0]["train"]
     assert math.isfinite(record["loss"]) and "attention_box.attention" in record
+
+
+@pytest.mark.parametrize("name, head, loss, lr", [
+    ("efficientnet_lite0_wsol", "fpm", "foreground_control", 5e-4),
+    ("efficientnet_lite0_lesion_attention", "linear", "attention_box", 1e-3),
+])
+def test_pretrained_lite0_presets_carry_their_training_settings(name, head, loss, lr):
+    from medcam.engine import TrainConfig
+
+    spec = resolve_model_spec(name)
+    assert spec["backbone"]["name"] == "efficientnet_lite0" and spec["backbone"]["pretrained"] is True
+    assert spec["head"]["name"] == head and [part["name"] for part in spec["loss"]] == [loss]
+    assert spec["preprocess"]["size"] == [224, 224] and spec["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    config = TrainConfig.for_spec(spec, {"epochs": 10})    # medcam train NAME --epochs 10
+    assert (config.epochs, config.optimizer, config.lr, config.warmup_epochs) == (10, "adamw", lr, 0.5)
+    assert config.balanced_sampler is True
+    if head == "fpm":   # the foreground maps read the stride-16 level, the class maps the last
+        assert (spec["head"]["fpm_level"], spec["head"]["cls_level"]) == (3, -1)
+    else:
+        assert spec["loss"][0]["rules"] == {"benign": "inside", "malignant": "inside"}
