@@ -66,6 +66,9 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--final", type=click.Choice(["ensemble", "refit", "none"]), default="ensemble", show_default=True,
               help="With --folds: the one model the run ends with (DIR/model.pt): the fold models as an ensemble, "
                    "or a model refit on all the data for the epoch count the folds chose.")
+@click.option("--refit", is_flag=True,
+              help="After training, refit on train + val for the epoch count validation chose, and test that "
+                   "model (DIR/model.pt). Without --folds; with --folds see --final.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", type=int, help="Training seed: weights, data order, augmentation (default 0).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
@@ -96,7 +99,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str | None, name: str | None,
-                  folds: int | None, final: str, resume: bool, config_file: str | None, augment: str,
+                  folds: int | None, final: str, refit: bool, resume: bool, config_file: str | None, augment: str,
                   val_fraction: float, test_fraction: float,
                   split_seed: int, cache_dir: str | None, groups: str | None, options: tuple[str, ...],
                   threads: int | None, quiet: bool, as_json: bool, **overrides: Any) -> None:
@@ -122,6 +125,9 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
                       split_seed=split_seed, augment=None if augment == "none" else augment, cache_dir=cache_dir,
                       groups=groups, options=parse_options(options))
     out = out_dir or (None if name else _default_out(spec))
+    if folds and refit:
+        raise click.BadParameter("with --folds the final model is chosen by --final (e.g. --final refit)",
+                                 param_hint="--refit")
     if folds:
         result = cross_validate(spec, data, config, out, folds=folds, resume=resume, final=final, name=name)
         if not _is_main_process():
@@ -133,7 +139,7 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
         click.echo(summary.read_text().rstrip() if summary.is_file() else json.dumps(result["mean_std"], indent=2))
         click.echo(f"# results: {Path(result['out']) / 'cv_results.json'}")
         return
-    result = train_on_folder(spec, data, config, out, resume=resume, name=name)
+    result = train_on_folder(spec, data, config, out, resume=resume, name=name, refit=refit)
     if not _is_main_process():
         return
     if as_json:
@@ -143,7 +149,10 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
     if result["val"] is not None:
         click.echo(f"validation (best epoch {result['best_epoch']}):")
         click.echo(_metrics_text(result["val"]))
-    if result["test"] is not None:
+    if result["test"] is not None and result.get("refit"):
+        click.echo(f"test (refit on train + val for {result['refit']['epochs']} epochs, {result['refit']['path']}):")
+        click.echo(_metrics_text(result["test"]))
+    elif result["test"] is not None:
         click.echo("test (best checkpoint):")
         click.echo(_metrics_text(result["test"]))
     click.echo(f"# checkpoints and logs: {result['out']}" + (f"  (run {result['name']})" if name else ""))

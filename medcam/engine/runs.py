@@ -171,7 +171,7 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
                     out_dir: str | Path | None, *, resume: bool = False, callbacks: Sequence[Callback] = (),
                     dist: DistContext | None = None,
                     test_evaluations: Mapping[str, Callable[[Any, Any], dict[str, Any]]] | None = None,
-                    name: str | None = None) -> dict[str, Any]:
+                    name: str | None = None, refit: bool = False) -> dict[str, Any]:
     """Split the data, train with validation, then test the best checkpoint.
 
     Writes ``out_dir/{last,best}.pt``, ``metrics.jsonl``, ``summary_*.txt`` and
@@ -188,6 +188,10 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         test_evaluations: further evaluations of the best model on the test set,
             ``name -> fn(model, test_set) -> dict`` (e.g. localization metrics
             against the masks); their results go to ``result["test_extra"][name]``.
+        refit: after choosing the epoch count on the validation set, train once more on
+            train + val for that many epochs (:func:`medcam.engine.refit.refit`; the same
+            schedule), write ``out_dir/model.pt`` and test that model instead: the choice
+            is made on ~15 % of the images, the final model learns from all of them.
 
     Returns:
         ``{"out", "name", "spec", "data", "split", "best_epoch", "stopped_early", "val", "test", "test_extra",
@@ -210,6 +214,9 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     trainer = Trainer(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist, run_name=run_name)
     fit = trainer.fit(parts["train"], parts["val"], resume=resume)
     trainer.load_best()
+    refit_info = None
+    if refit:
+        trainer, refit_info = _refit_single(trainer, fit, full, parts, data, cfg, out, info, callbacks, dist)
     test = trainer.evaluate(parts["test"], desc="test") if parts["test"] is not None else None
     extra = {}
     if parts["test"] is not None:
@@ -219,14 +226,37 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
               "best_epoch": fit.best_epoch,
               "stopped_early": fit.stopped_early, "val": fit.best_metrics, "test": test, "test_extra": extra,
               "time_s": round(time.perf_counter() - began, 1)}
+    if refit_info is not None:
+        result["refit"] = refit_info
     if dist.is_main:
         atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
-        if test is not None and trainer.files is not None:
+        if test is not None and trainer.files is not None and refit_info is None:
             trainer.files.write_summary(spec=resolved, config=cfg, history=fit.history, best=trainer.best_record(),
                                         data=info, status="finished",
                                         extra={f"test set (best checkpoint, epoch {fit.best_epoch}):":
                                                format_metrics(test)})
     return result
+
+
+def _refit_single(trainer: Trainer, fit: Any, full: Any, parts: Mapping[str, Any], data: DataConfig,
+                  cfg: TrainConfig, out: Path, info: Mapping[str, Any], callbacks: Sequence[Callback],
+                  dist: DistContext) -> tuple[Trainer, dict[str, Any]]:
+    """Refit on train + val for the epoch count the validation run chose; the refit trainer and its facts."""
+    from .refit import choose_epochs, refit
+
+    if parts["val"] is None:
+        raise SpecError("refit: needs a validation part to choose the epoch count (--val > 0)")
+    epochs, _ = choose_epochs([fit.history], cfg.monitor, cfg.mode)
+    pool = sorted(parts["indices"]["train"] + parts["indices"]["val"])
+    refit_dir = out / "refit"
+    refit_trainer, _ = refit(trainer.model.spec, cfg, full.subset(pool, augment=data.augment), epochs=epochs,
+                             out_dir=refit_dir, data_info={**info, "refit_of": str(out)}, callbacks=callbacks,
+                             dist=dist)
+    if dist.is_main:
+        import shutil
+
+        shutil.copyfile(refit_dir / "last.pt", out / "model.pt")
+    return refit_trainer, {"epochs": epochs, "images": len(pool), "path": str(out / "model.pt")}
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:

@@ -61,6 +61,16 @@ def test_bad_options_are_one_line_errors(folder, spec_file, tmp_path, cli):
     code, _, err = cli("train", str(spec_file), "--data", str(folder), "--dataset", "bussi",
                        "--out", str(tmp_path / "y"))
     assert code == 2 and "did you mean 'busi'" in err
+    code, _, err = cli("train", str(spec_file), "--data", str(folder), "--folds", "2", "--refit",
+                       "--out", str(tmp_path / "z"))
+    assert code == 2 and "with --folds the final model is chosen by --final" in err
+
+
+def test_train_refit_reports_the_refit_model(folder, spec_file, tmp_path, cli):
+    code, text, err = cli("train", str(spec_file), "--data", str(folder), "--epochs", "2", "--batch-size", "4",
+                          "--out", str(tmp_path / "run"), "--refit")
+    assert code == 0, err
+    assert "test (refit on train + val for " in text and str(tmp_path / "run" / "model.pt") in text
 
 
 def test_commands_are_listed(cli):

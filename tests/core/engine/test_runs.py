@@ -138,3 +138,24 @@ def test_the_spec_train_settings_are_the_base_and_the_config_overrides_them(fold
     train_on_folder(spec, DataConfig(str(folder), val=0.25, test=0.25), CONFIG, tmp_path / "run")
     used = medcam.load(tmp_path / "run" / "last.pt").checkpoint_metadata["config"]
     assert (used["optimizer"], used["lr"], used["epochs"]) == ("sgd", 0.05, 1)  # epochs: CONFIG wins
+
+
+def test_refit_trains_on_train_and_val_for_the_chosen_epochs_and_tests_that_model(folder, tmp_path):
+    import medcam
+    from medcam.engine.refit import choose_epochs
+
+    data = DataConfig(str(folder), dataset="busi", val=0.25, test=0.25)
+    result = train_on_folder(SPEC, data, {**CONFIG, "epochs": 3}, tmp_path / "run", refit=True)
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs, _ = choose_epochs([history], "balanced_accuracy", "max")
+    assert result["refit"] == {"epochs": epochs, "images": 18, "path": str(tmp_path / "run" / "model.pt")}
+    refit_log = (tmp_path / "run" / "refit" / "metrics.jsonl").read_text().splitlines()
+    assert len(refit_log) == epochs and all(json.loads(r)["val"] is None for r in refit_log)
+    model = medcam.load(tmp_path / "run" / "model.pt")
+    again = evaluate_checkpoint(tmp_path / "run" / "model.pt", DataConfig(str(folder)), progress=False)
+    assert again["split"] == "test" and again["n"] == 6
+    assert again["metrics"]["balanced_accuracy"] == pytest.approx(result["test"]["balanced_accuracy"])
+    assert model.spec["num_classes"] == 3
+    with pytest.raises(SpecError, match="refit: needs a validation part"):
+        train_on_folder(SPEC, DataConfig(str(folder), dataset="busi", val=0.0, test=0.25), CONFIG,
+                        tmp_path / "noval", refit=True)
