@@ -40,12 +40,13 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def medcam_train(data: str, spec: dict[str, Any], epochs: int, work: Path) -> dict[str, Any]:
+def medcam_train(data: str, spec: dict[str, Any], epochs: int, work: Path, threads: int | None) -> dict[str, Any]:
     """``medcam train`` with defaults (the same split as the plain loop); its JSON result."""
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec))
     command = [sys.executable, "-m", "medcam", "train", str(spec_file), "--data", data, "--dataset", "busi",
                "--groups", "near_duplicates", "--epochs", str(epochs), "--out", str(work / "run"), "--json"]
+    command += ["--threads", str(threads)] if threads else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"medcam train failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -66,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="BUSI-layout folder")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--threads", type=int, help="CPU threads of both sides (default: PyTorch's choice); on a "
+                                                     "CPU shared with other jobs, 1 avoids threads waiting on each other")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     unknown = [k for k in keys if k not in MODELS]
     if unknown:
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = plain_loop.train_and_test(args.data, epochs=args.epochs, **entry["plain"])
         print(f"[{key}] medcam train ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            ours = medcam_train(args.data, entry["spec"], args.epochs, Path(tmp))
+            ours = medcam_train(args.data, entry["spec"], args.epochs, Path(tmp), args.threads)
         print(f"[{key}] {ours['header']}", file=sys.stderr)
         rows.append((entry["label"], plain, ours))
     print(f"held-out balanced accuracy on BUSI ({rows and plain['n_test']} test scans), {args.epochs} epochs, 224 px")

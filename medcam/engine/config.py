@@ -23,13 +23,18 @@ from typing import Any, Mapping
 from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "RESUME_SAFE_KEYS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "RESUME_SAFE_KEYS",
+           "PRETRAINED_DEFAULTS"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("constant", "cosine", "linear", "step", "plateau")
 AMP_MODES = ("auto", "off", "fp16", "bf16")
 #: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule.
 MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+#: Defaults for a spec whose backbone starts from pretrained weights, under the spec's and the user's
+#: settings: a short warm-up, so the new head's first large gradients do not wreck the pretrained
+#: features (measured on BUSI with EfficientNet-Lite0, docs/training.md "Defaults").
+PRETRAINED_DEFAULTS: dict[str, Any] = {"warmup_epochs": 0.5}
 #: Keys that may change between a run and its ``--resume`` (they do not change the result).
 RESUME_SAFE_KEYS = ("epochs", "progress", "num_workers", "device", "eval_batch_size")
 
@@ -208,14 +213,18 @@ class TrainConfig:
         """The settings to train ``spec`` (a resolved model spec) with.
 
         The spec's own ``train`` mapping (a preset's tuned optimizer and learning rate)
-        is the base; the keys of ``config`` override it. A :class:`TrainConfig` given as
-        ``config`` is complete and used as it is.
+        is the base; the keys of ``config`` override it. Under both, a spec whose
+        backbone is ``pretrained`` gets :data:`PRETRAINED_DEFAULTS`. A :class:`TrainConfig`
+        given as ``config`` is complete and used as it is.
         """
         if isinstance(config, TrainConfig):
             return config
         if config is not None and not isinstance(config, Mapping):
             raise SpecError(f"train: expected a mapping of training settings, got {type(config).__name__}")
-        return cls.from_dict({**dict(spec.get("train") or {}), **dict(config or {})})
+        backbone = spec.get("backbone")
+        pretrained = isinstance(backbone, Mapping) and backbone.get("pretrained") is True
+        base = dict(PRETRAINED_DEFAULTS) if pretrained else {}
+        return cls.from_dict({**base, **dict(spec.get("train") or {}), **dict(config or {})})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TrainConfig":

@@ -85,3 +85,14 @@ def test_balanced_sampler_defaults_to_auto():
     assert TrainConfig().balanced_sampler == "auto"
     assert TrainConfig(balanced_sampler="AUTO").balanced_sampler == "auto"
     assert TrainConfig(balanced_sampler=False).balanced_sampler is False
+
+
+def test_a_pretrained_backbone_gets_a_short_warmup_unless_told_otherwise():
+    from medcam.engine.config import PRETRAINED_DEFAULTS
+
+    assert PRETRAINED_DEFAULTS == {"warmup_epochs": 0.5}
+    pretrained = {"backbone": {"name": "efficientnet_lite0", "pretrained": True}}
+    assert TrainConfig.for_spec(pretrained, None).warmup_epochs == 0.5
+    assert TrainConfig.for_spec({"backbone": {"name": "resnet18", "pretrained": False}}, None).warmup_epochs == 0
+    assert TrainConfig.for_spec(pretrained, {"warmup_epochs": 0}).warmup_epochs == 0
+    assert TrainConfig.for_spec({**pretrained, "train": {"warmup_epochs": 2}}, None).warmup_epochs == 2
