@@ -176,9 +176,9 @@ efficientnet_lite0_wsol = Preset(
      "loss": [{"name": "foreground_control"}],
      "attribution": {"name": "fpm", "key": "foreground"},
      "preprocess": {"size": [224, 224]},
-     "train": {**LITE0_TRAIN, "lr": 5e-4}},
+     "train": dict(LITE0_TRAIN)},
     summary="SR method on ImageNet EfficientNet-Lite0: fpm head (non-linear modulation, fusion) + foreground "
-            "control, image labels only, 224 px, AdamW 5e-4 for 8 epochs",
+            "control, image labels only, 224 px, AdamW 1e-3 for 8 epochs",
     citation=SR_CITATION,
 )
 

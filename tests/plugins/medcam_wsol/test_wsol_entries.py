@@ -121,7 +121,7 @@ def test_trainer_runs_the_lesion_preset_with_features(busi_dir, tmp_path):
 
 
 @pytest.mark.parametrize("name, head, loss, lr", [
-    ("efficientnet_lite0_wsol", "fpm", "foreground_control", 5e-4),
+    ("efficientnet_lite0_wsol", "fpm", "foreground_control", 1e-3),
     ("efficientnet_lite0_lesion_attention", "linear", "attention_box", 1e-3),
 ])
 def test_pretrained_lite0_presets_carry_their_training_settings(name, head, loss, lr):
