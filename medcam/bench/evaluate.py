@@ -252,12 +252,13 @@ def localize_checkpoint(checkpoint: str | Path, data: Any, *, split: str = "auto
 
         raise CheckpointError(f"{checkpoint} holds a segmenter; --localization scores a classifier's maps")
     subset, split = eval_subset(checkpoint, model, data, split)
-    if not subset.annotated():
+    annotated = subset.annotated()   # only these are read (NIH: the boxed images among thousands)
+    if not annotated:
         raise DataError(f"{data.path}: no image in the '{split}' split has a lesion mask or boxes, so there is "
                         f"nothing to localize; --localization needs masks (busi, masks layouts) or boxes (nih with "
                         f"BBox_List_2017.csv, wsol_list)")
-    result = evaluate_localization(model, subset, **options)
-    return {"checkpoint": str(checkpoint), "split": split, **result}
+    result = evaluate_localization(model, subset.subset(annotated, augment=None), **options)
+    return {"checkpoint": str(checkpoint), "split": split, **result, "n_images": len(subset)}
 
 
 def _num(value: Any, pattern: str = "{:.1f}") -> str:

@@ -260,8 +260,7 @@ def setup(spec: Any, test: Any, train_boxes: Sequence[Tensor]) -> dict[str, Any]
     maps = {}
     if cfg["baselines"]:
         keys = [Path(test.paths[i]).name for i in index]
-        for raw in spec.baselines:
-            part = B.resolve_params(raw)
+        for part in B.usable_baselines(spec.baselines, train_boxes)[0]:
             maps[part["name"]] = B.baseline_maps(part, keys, test.size, seed=spec.seed, train_boxes=train_boxes)[0]
     return {"metrics": metrics, "columns": metric_columns(metrics), "count": count, "index": index,
             "regions": test.regions(index), "baselines": maps}

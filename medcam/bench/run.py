@@ -274,8 +274,7 @@ def _score_baselines(spec: BenchSpec, held: HeldOut, val: HeldOut | None, train_
     lesion = held.lesion
     keys = [Path(p).name for p in (held.paths[i] for i in lesion)]
     positions = [lesion.index(i) for i in gallery_idx]
-    for raw in spec.baselines:
-        part = B.resolve_params(raw)
+    for part in B.usable_baselines(spec.baselines, train_boxes)[0]:
         label = part["name"]
         began = time.perf_counter()
         maps, fitted = B.baseline_maps(part, keys, held.size, seed=spec.seed, train_boxes=train_boxes)
@@ -376,6 +375,8 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
     lines.append("")
     for label, r in record["baselines"].items():
         lines.append(f"- baseline `{label}`: {r['params']}")
+    for label, reason in (record.get("baselines_not_applicable") or {}).items():
+        lines.append(f"- baseline `{label}` not applicable: {reason}")
     lines += F.markdown_section(record)
     pk = env["packages"]
     lines += ["", f"Versions: python {env['python']}, " + ", ".join(f"{k} {v}" for k, v in pk.items() if v)
@@ -482,7 +483,9 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                  "train_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["train"]],
                                                             data)),
                  "val_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["val"]], data))},
-        "baselines": baseline_results, "models": model_records, "environment": environment(),
+        "baselines": baseline_results,
+        "baselines_not_applicable": B.usable_baselines(bench.baselines, [train.boxes[i] for i in train.lesion])[1],
+        "models": model_records, "environment": environment(),
         "faithfulness": None if faithful_setup is None else {"n_images": faithful_setup["count"],
                                                              "columns": faithful_setup["columns"]},
     }

@@ -48,10 +48,13 @@ def test_bench_scores_box_only_data_and_eval_agrees(wsol_list: Path, tmp_path: P
             "models": [{"key": "tiny", "spec": {"backbone": {"name": "tiny_cnn", "width": 4}}}]}
     record = run_benchmark(spec, wsol_list, tmp_path / "out", progress=False, threads=1)
     assert record["data"]["held_out"]["n_lesion"] == 8          # the 8 listed images, all with a box
+    # the training images of a box-only set have no boxes: the baseline fitted on them is said, not run
+    assert "center_box" in record["baselines_not_applicable"] and "center_box" not in record["baselines"]
+    assert set(record["baselines"]) == {"center_gaussian", "random_map"}
     row = record["models"][0]["methods"]["gradcam"]
     assert row["pxap"] is None and row["pixel_iou"] is None and 0 <= row["max_box_acc_v2"] <= 100
     pointing = record["models"][0]["faithfulness"]["rows"]["gradcam"]["values"]["pointing_game"]
-    assert 0.0 <= pointing <= 1.0                                # the boxes are the pointing game's regions
+    assert 0.0 <= pointing <= 100.0                              # the boxes are the pointing game's regions (%)
     code, text, err = cli("eval", tmp_path / "out" / "models" / "tiny" / "best.pt", "--data", wsol_list,
                           "--localization", "--method", "gradcam", "--batch-size", 4, "--json", "--quiet")
     assert code == 0, err

@@ -77,11 +77,21 @@ def test_localization_report_and_faithfulness(busi, checkpoint, cli) -> None:
     assert "Faithfulness and sanity (first 16 scored entries)" in text and "random map (floor)" in text
 
 
+def _nih_eval(cli, root: Path, tmp_path: Path, size: int) -> tuple[Path, dict]:
+    """An untrained multi-label tiny model with the 14 NIH findings, saved; its ``--localization --json`` on ``root``."""
+    from medcam.data.nih import NIH_LABELS
+
+    model = medcam.build_model({"backbone": TINY, "class_names": list(NIH_LABELS), "multilabel": True,
+                                "preprocess": {"size": size}})
+    ckpt = medcam.save(model, tmp_path / "nih.pt")
+    code, text, err = cli("eval", ckpt, "--data", root, "--localization", "--json", "--quiet")
+    assert code == 0, err
+    return ckpt, json.loads(text)
+
+
 def test_nih_layout_gets_the_chestxray8_tables(tmp_path, cli) -> None:
     import numpy as np
     from PIL import Image
-
-    from medcam.data.nih import NIH_LABELS
 
     root = tmp_path / "nih"
     (root / "images_001" / "images").mkdir(parents=True)
@@ -97,12 +107,7 @@ def test_nih_layout_gets_the_chestxray8_tables(tmp_path, cli) -> None:
                                              "00000002_000.png,Infiltrate,512,256,256,128\n"
                                              "00000002_000.png,Effusion,0,0,128,1024\n"
                                              "00000003_000.png,Pneumothorax,100,200,300,400\n")
-    model = medcam.build_model({"backbone": TINY, "class_names": list(NIH_LABELS), "multilabel": True,
-                                "preprocess": {"size": 32}})
-    ckpt = medcam.save(model, tmp_path / "nih.pt")
-    code, text, err = cli("eval", ckpt, "--data", root, "--localization", "--json", "--quiet")
-    assert code == 0, err
-    r = json.loads(text)
+    ckpt, r = _nih_eval(cli, root, tmp_path, 32)
     assert r["split"] == "all" and r["ground_truth"] == "boxes" and r["n_entries"] == 3
     assert r["classes"] == {"Effusion": 1, "Infiltration": 1, "Pneumothorax": 1}
     row = r["methods"]["gradcam"]
@@ -130,3 +135,14 @@ def test_bad_input_gets_one_line(busi, checkpoint, tmp_path, cli) -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and "did you mean 'gradcam'" in err
     code, _, err = cli("eval", checkpoint, "--data", busi, "--method", "gradcam")
     assert code == 2 and "--method applies to --localization" in err
+
+
+@pytest.mark.data
+def test_real_nih_sample_boxed_images(nih_dir, tmp_path, cli) -> None:
+    """The 12 images of ../shared/data/nih_sample with official boxes, one finding each."""
+    _, r = _nih_eval(cli, nih_dir, tmp_path, 64)
+    assert r["n_images"] == 621 and r["n_annotated"] == 12 and r["n_entries"] == 12
+    assert r["classes"] == {"Atelectasis": 1, "Cardiomegaly": 3, "Infiltration": 1, "Mass": 1, "Nodule": 3,
+                            "Pneumonia": 3}
+    tables = r["methods"]["gradcam"]["chestxray8"]
+    assert tables["iou"]["all"]["boxes"] == 12 and tables["iobb"]["Cardiomegaly"]["images"] == 3
