@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from medcam.errors import AttributionError, DataError, UnknownNameError
 
-from .localize import (HeldOut, _resolve, compute_maps, load_heldout, method_label, method_seed,
+from .localize import (HeldOut, _resolve, box_regions, compute_maps, load_heldout, method_label, method_seed,
                        predict_logits, probe_method, score_boxes)
 from .spec import EVAL_DEFAULTS
 
@@ -228,8 +228,10 @@ def evaluate_localization(model: nn.Module, dataset: Any, *, methods: Sequence[A
         n = FAITHFULNESS_DEFAULTS["images"] if faithfulness_images is None else int(faithfulness_images)
         keep = list(range(min(n, len(entries))))
         seed_everything(method_seed(seed, "faithfulness"))
+        # the pointing games' regions: the entry's mask, or its own finding's boxes
+        regions = masks[keep] if masks is not None else box_regions([entries.boxes[k] for k in keep], held.size)
         result["faithfulness"] = faithfulness_of(
-            model, images[keep], targets[keep], held.regions([entries.index[k] for k in keep]),
+            model, images[keep], targets[keep], regions,
             [Path(held.paths[entries.index[k]]).name for k in keep],
             [(label, part, maps[keep]) for label, part, maps in computed], batch_size=batch_size, seed=seed)
     return result
@@ -296,7 +298,7 @@ def format_evaluation(result: Mapping[str, Any]) -> str:
         head += f" ({result['split']} split)"
     counts = ", ".join(f"{n} {k}" for k, n in result["classes"].items())
     truth = "lesion masks" if result["ground_truth"] == "masks" else "boxes"
-    explained = "its class (GT-known)" if result["target"] == "label" else "the image's predicted class"
+    explained = "each entry's class (GT-known)" if result["target"] == "label" else "the image's predicted class"
     lines = [head,
              f"# {result['n_entries']} scored ({counts}) on the {result['n_annotated']} of {result['n_images']} "
              f"images with {truth}; maps for {explained}, CAM threshold step {result['interval']}",

@@ -35,8 +35,8 @@ from medcam.metrics.classification import classification_metrics
 from medcam.progress import show_bar
 
 __all__ = ["HeldOut", "load_heldout", "method_label", "candidate_methods", "probe_method", "compute_maps",
-           "score_maps", "score_boxes", "predict_logits", "at_thresholds", "classify", "localization_summary",
-           "format_localization", "DELTAS"]
+           "score_maps", "score_boxes", "predict_logits", "box_regions", "at_thresholds", "classify",
+           "localization_summary", "format_localization", "DELTAS"]
 
 #: IoU thresholds of MaxBoxAccV2.
 DELTAS = (0.3, 0.5, 0.7)
@@ -76,16 +76,21 @@ class HeldOut:
         """``(n, H, W)`` bool lesion regions of images ``index``: the masks, or the union of the boxes."""
         if self.masks is not None:
             return self.masks[list(index)]
-        from medcam.boxes import region_mask
-
-        out = torch.zeros(len(index), *self.size, dtype=torch.bool)
-        for k, i in enumerate(index):
-            if self.boxes[i].shape[0]:
-                out[k] = region_mask(self.boxes[i], self.size, "inside").any(0)
-        return out
+        return box_regions([self.boxes[i] for i in index], self.size)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+def box_regions(boxes: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+    """``(n, H, W)`` bool: the union of each of the ``n`` box sets ``(m_i, 4)`` (empty sets give no pixel)."""
+    from medcam.boxes import region_mask
+
+    out = torch.zeros(len(boxes), *size, dtype=torch.bool)
+    for k, b in enumerate(boxes):
+        if b.shape[0]:
+            out[k] = region_mask(b, size, "inside").any(0)
+    return out
 
 
 def load_heldout(dataset: Any, *, batch_size: int = 32, progress: bool = False, desc: str = "loading") -> HeldOut:
