@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from .errors import ImageValueError, PluginError, ShapeError
 from .features import FeatureInfo
 
-__all__ = ["ModelOutput", "MedcamModel", "MedcamSegmenter", "check_images", "check_pixel_values", "INPUT_RANGE"]
+__all__ = ["ModelOutput", "MedcamModel", "MedcamSegmenter", "BoxThresholdHead", "check_images", "check_pixel_values",
+           "INPUT_RANGE"]
 
 #: The value range of model inputs (images in [0, 1]); ``model.input_range = None`` switches the range check off.
 INPUT_RANGE: tuple[float, float] = (0.0, 1.0)
@@ -49,6 +50,18 @@ class ModelOutput:
     maps: dict[str, Tensor] = field(default_factory=dict)
     features: list[Tensor] | None = None
     aux: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BoxThresholdHead(Protocol):
+    """A head that declares the map threshold its own box readout uses (e.g. ``fpm``: 0.83, SR's value).
+
+    ``medcam explain`` draws attribution boxes at this threshold unless
+    ``--threshold`` is given; ``medcam eval --localization`` reads SR's
+    fixed-threshold accuracy at it.
+    """
+
+    box_threshold: float
 
 
 def check_images(images: Any, in_chans: int, *, multiple: int = 1, what: str = "images") -> Tensor:

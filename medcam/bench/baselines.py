@@ -33,7 +33,7 @@ from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
 __all__ = ["box_fraction", "fit_box_fraction", "center_box", "center_box_maps", "center_gaussian_maps",
-           "random_maps", "baseline_maps", "resolve_params", "BASELINE_PARAMS"]
+           "random_maps", "baseline_maps", "resolve_params", "usable_baselines", "BASELINE_PARAMS"]
 
 #: Parameters of each baseline and their defaults.
 BASELINE_PARAMS: dict[str, dict[str, Any]] = {
@@ -165,6 +165,27 @@ def resolve_params(part: Mapping[str, Any]) -> dict[str, Any]:
             raise SpecError(f"baselines.{name}.{key}: unknown parameter{did_you_mean(key, known)} "
                             f"(parameters: {', '.join(known)})")
     return {"name": name, **known, **params}
+
+
+def usable_baselines(parts: Sequence[Mapping[str, Any]], train_boxes: Sequence[Tensor]
+                     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The resolved baseline parts that can run, and why the others cannot.
+
+    A ``center_box`` fitted on the training split (``train_fit`` / ``train_median``) needs
+    training boxes; box-only data sets such as NIH ChestX-ray14 annotate test images only.
+
+    Returns:
+        ``(resolved parts, {name: reason})``.
+    """
+    usable, skipped = [], {}
+    for raw in parts:
+        part = resolve_params(raw)
+        if part["name"] == "center_box" and part["fraction"] in ("train_fit", "train_median") and not train_boxes:
+            skipped[part["name"]] = (f"fraction '{part['fraction']}' is fitted on the training split's lesion boxes "
+                                     f"and the training images have none")
+            continue
+        usable.append(part)
+    return usable, skipped
 
 
 def baseline_maps(part: Mapping[str, Any], keys: Sequence[str], size: Sequence[int], *, seed: int = 0,

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["DEFAULT_METRICS", "FAITHFULNESS_DEFAULTS", "resolve_metrics", "metric_columns", "score_faithfulness",
-           "faithfulness_summary", "format_faithfulness", "faithfulness_markdown", "setup", "score_model",
+           "faithfulness_summary", "faithfulness_of", "format_faithfulness", "faithfulness_markdown", "setup",
+           "score_model",
            "faithfulness_rows", "markdown_section"]
 
 #: The metrics of the benchmark table (and of :func:`faithfulness_summary`) unless a spec says otherwise.
@@ -136,13 +137,13 @@ def faithfulness_summary(model: nn.Module, dataset: Any, *, methods: Sequence[An
     """Score attribution methods of ``model`` on ``dataset``'s lesion images with faithfulness metrics.
 
     Maps are computed for each image's ground-truth class (as :func:`~medcam.bench.localize.localization_summary`);
-    lesion masks are the pointing games' regions. ``random_baseline`` adds the
-    benchmark's ``random_map`` baseline (uniform noise on an 8 x 8 lattice) as a
+    lesion masks (or, for box-only data, the boxes) are the pointing games' regions. ``random_baseline``
+    adds the benchmark's ``random_map`` baseline (uniform noise on an 8 x 8 lattice) as a
     floor row.
 
     Args:
         model: a medcam model.
-        dataset: items with ``image``, ``label``, ``mask`` and ``boxes`` (BUSI layouts), no augmentation.
+        dataset: items with ``image``, ``label`` and ``mask`` or ``boxes`` (BUSI, NIH, ... layouts), no augmentation.
         methods: attribution names or part specs.
         metrics: metric names or part specs (``medcam list metrics``).
         images: score only the first N lesion images (None: all).
@@ -152,28 +153,50 @@ def faithfulness_summary(model: nn.Module, dataset: Any, *, methods: Sequence[An
     Returns:
         ``{"methods", "metrics", "columns", "n_images", "rows": {label: {column key: mean}}}``.
     """
-    from . import baselines as B
-    from .localize import _resolve, compute_maps, load_heldout, method_label
+    from .localize import _resolve, load_heldout, method_label
 
     parts = [_resolve(m) for m in methods]
     labels = [method_label(p, _resolve(p["name"])) for p in parts]
-    resolved = resolve_metrics(metrics)
-    columns = metric_columns(resolved)
     held = load_heldout(dataset, batch_size=batch_size, progress=progress, desc="faithfulness")
     idx = held.lesion if images is None else held.lesion[:images]
-    out = {"methods": labels, "metrics": [label for label, _ in resolved], "columns": columns, "n_images": len(idx),
-           "rows": {}}
-    if not idx:
+    return faithfulness_of(model, held.images[idx], held.labels[idx], held.regions(idx),
+                           [Path(held.paths[i]).name for i in idx], list(zip(labels, parts, [None] * len(parts))),
+                           metrics=metrics, batch_size=batch_size, random_baseline=random_baseline, seed=seed)
+
+
+def faithfulness_of(model: nn.Module, images: Tensor, targets: Tensor, regions: Tensor | None, keys: Sequence[str],
+                    methods: Sequence[tuple[str, Mapping[str, Any], Tensor | None]], *,
+                    metrics: Sequence[Any] = DEFAULT_METRICS, batch_size: int = 16, random_baseline: bool = True,
+                    seed: int = 0) -> dict[str, Any]:
+    """The table of :func:`faithfulness_summary` on given images.
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1]; targets: ``(N,)`` the class each map explains.
+        regions: ``(N, H, W)`` bool lesion regions (pointing games), or None.
+        keys: ``N`` image names (seed the random baseline's maps per image).
+        methods: ``(label, resolved part, maps (N, H, W) or None)``; None computes the maps.
+        metrics, batch_size, random_baseline, seed: as :func:`faithfulness_summary`.
+    """
+    from . import baselines as B
+    from .localize import compute_maps
+
+    resolved = resolve_metrics(metrics)
+    columns = metric_columns(resolved)
+    out = {"methods": [label for label, _, _ in methods], "metrics": [label for label, _ in resolved],
+           "columns": columns, "n_images": int(images.shape[0]), "rows": {}}
+    if not images.shape[0]:
         return out
-    x, t, regions = held.images[idx], held.labels[idx], held.masks[idx]
-    for label, part in zip(labels, parts):
-        maps, _ = compute_maps(model, part, x, t, batch_size=batch_size)
-        out["rows"][label] = score_faithfulness(model, x, maps, t, regions, resolved, method=part,
+    for label, part, maps in methods:
+        if maps is None:
+            maps, _ = compute_maps(model, part, images, targets, batch_size=batch_size)
+        out["rows"][label] = score_faithfulness(model, images, maps, targets, regions, resolved, method=part,
                                                 batch_size=batch_size)
     if random_baseline:
-        keys = [Path(held.paths[i]).name for i in idx]
-        maps, _ = B.baseline_maps(B.resolve_params({"name": "random_map"}), keys, held.size, seed=seed, train_boxes=[])
-        out["rows"]["random_map"] = score_faithfulness(model, x, maps, t, regions, resolved, batch_size=batch_size)
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        maps, _ = B.baseline_maps(B.resolve_params({"name": "random_map"}), list(keys), size, seed=seed,
+                                  train_boxes=[])
+        out["rows"]["random_map"] = score_faithfulness(model, images, maps, targets, regions, resolved,
+                                                       batch_size=batch_size)
     return out
 
 
@@ -186,7 +209,7 @@ def _cell(value: Any, digits: int = 3) -> str:
 def format_faithfulness(summary: Mapping[str, Any]) -> str:
     """The text table of a :func:`faithfulness_summary`."""
     if not summary["n_images"]:
-        return "no held-out image has a lesion mask: nothing to score"
+        return "no held-out image has a lesion mask or boxes: nothing to score"
     columns = summary["columns"]
     width = max(len("random map (floor)"), *(len(k) for k in summary["rows"]))
     lines = [f"  {'':<{width}}" + "".join(f"{c['title']:>{max(12, len(c['title']) + 2)}}" for c in columns)]
@@ -237,11 +260,10 @@ def setup(spec: Any, test: Any, train_boxes: Sequence[Tensor]) -> dict[str, Any]
     maps = {}
     if cfg["baselines"]:
         keys = [Path(test.paths[i]).name for i in index]
-        for raw in spec.baselines:
-            part = B.resolve_params(raw)
+        for part in B.usable_baselines(spec.baselines, train_boxes)[0]:
             maps[part["name"]] = B.baseline_maps(part, keys, test.size, seed=spec.seed, train_boxes=train_boxes)[0]
     return {"metrics": metrics, "columns": metric_columns(metrics), "count": count, "index": index,
-            "regions": test.masks[index], "baselines": maps}
+            "regions": test.regions(index), "baselines": maps}
 
 
 def score_model(spec: Any, key: str, model: nn.Module, test: Any, table: Mapping[str, Any],

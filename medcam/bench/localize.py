@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medcam.errors import MedcamError
+from medcam.errors import DataError, MedcamError
 from medcam.metrics import LocalizationAccumulator
 from medcam.metrics.classification import classification_metrics
 from medcam.progress import show_bar
 
 __all__ = ["HeldOut", "load_heldout", "method_label", "candidate_methods", "probe_method", "compute_maps",
-           "score_maps", "at_thresholds", "classify", "localization_summary", "format_localization", "DELTAS"]
+           "score_maps", "score_boxes", "predict_logits", "box_regions", "at_thresholds", "classify",
+           "localization_summary", "format_localization", "DELTAS"]
 
 #: IoU thresholds of MaxBoxAccV2.
 DELTAS = (0.3, 0.5, 0.7)
@@ -47,34 +48,56 @@ class HeldOut:
 
     Attributes:
         images: ``(N, C, H, W)`` float in [0, 1].
-        labels: ``(N,)`` int64 class indices.
-        masks: ``(N, H, W)`` bool lesion masks (all False without a lesion).
+        labels: ``(N,)`` int64 class indices (``(N, K)`` multi-hot for multi-label data).
+        masks: ``(N, H, W)`` bool lesion masks (all False without a lesion), or None for
+            box-only data (NIH ChestX-ray14, WSOL lists).
         boxes: ``N`` tensors ``(m_i, 4)`` ``(x0, y0, x1, y1)``, exclusive ``x1``/``y1``, in input pixels.
         paths: ``N`` image files.
+        box_labels: ``N`` tensors ``(m_i,)`` int64, the class of each box (None: each image's label).
     """
 
     images: Tensor
     labels: Tensor
-    masks: Tensor
+    masks: Tensor | None
     boxes: list[Tensor]
     paths: list[str]
+    box_labels: list[Tensor] | None = None
     lesion: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.lesion = [i for i, b in enumerate(self.boxes) if b.shape[0] > 0 and bool(self.masks[i].any())]
+        self.lesion = [i for i, b in enumerate(self.boxes)
+                       if b.shape[0] > 0 and (self.masks is None or bool(self.masks[i].any()))]
 
     @property
     def size(self) -> tuple[int, int]:
         return int(self.images.shape[-2]), int(self.images.shape[-1])
 
+    def regions(self, index: Sequence[int]) -> Tensor:
+        """``(n, H, W)`` bool lesion regions of images ``index``: the masks, or the union of the boxes."""
+        if self.masks is not None:
+            return self.masks[list(index)]
+        return box_regions([self.boxes[i] for i in index], self.size)
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+def box_regions(boxes: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+    """``(n, H, W)`` bool: the union of each of the ``n`` box sets ``(m_i, 4)`` (empty sets give no pixel)."""
+    from medcam.boxes import region_mask
+
+    out = torch.zeros(len(boxes), *size, dtype=torch.bool)
+    for k, b in enumerate(boxes):
+        if b.shape[0]:
+            out[k] = region_mask(b, size, "inside").any(0)
+    return out
 
 
 def load_heldout(dataset: Any, *, batch_size: int = 32, progress: bool = False, desc: str = "loading") -> HeldOut:
     """Read every item of ``dataset`` (no augmentation) into a :class:`HeldOut`.
 
-    Items must carry ``mask`` and ``boxes`` (BUSI-style layouts).
+    Masks are kept when the items carry them (BUSI, mask folders); box-only
+    layouts (NIH, WSOL lists) give ``masks=None``.
     """
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -82,16 +105,23 @@ def load_heldout(dataset: Any, *, batch_size: int = 32, progress: bool = False, 
     from medcam.data.base import collate
 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    images, labels, masks, boxes, paths = [], [], [], [], []
+    images, labels, masks, boxes, box_labels, paths = [], [], [], [], [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not show_bar(progress)):
-        if "mask" not in batch:
-            raise MedcamError("the localization benchmark needs a data set with lesion masks (e.g. the busi layout)")
         images.append(batch["image"])
         labels.append(batch["label"])
-        masks.append(batch["mask"])
-        boxes.extend(torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4) for b in batch["boxes"])
+        if "mask" in batch:
+            masks.append(batch["mask"])
+        boxes.extend(torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4) for b in batch.get("boxes", ()))
+        box_labels.extend(torch.as_tensor(b, dtype=torch.long).reshape(-1) for b in batch.get("box_labels", ()))
         paths.extend(batch["path"])
-    return HeldOut(torch.cat(images), torch.cat(labels).long(), torch.cat(masks).bool(), boxes, paths)
+    n = sum(x.shape[0] for x in images)
+    if len(boxes) != n:
+        boxes = [torch.zeros(0, 4) for _ in range(n)]
+    all_masks = torch.cat(masks).bool() if masks and sum(m.shape[0] for m in masks) == n else None
+    if not images:
+        raise DataError("the data set is empty: nothing to localize")
+    return HeldOut(torch.cat(images), torch.cat(labels).long(), all_masks, boxes, paths,
+                   box_labels if len(box_labels) == n else None)
 
 
 #: Method parameters that change how a method reports progress, not its maps (left out of labels).
@@ -204,17 +234,34 @@ def score_maps(maps: Tensor, held: HeldOut, index: Sequence[int], correct: Tenso
                interval: float) -> dict[str, Any]:
     """Every localization metric of ``maps`` (one per image of ``index``) against ``held``'s ground truth.
 
+    See :func:`score_boxes`; ``correct`` is per image of ``held`` (indexed here).
+    """
+    idx = list(index)
+    return score_boxes(maps, [held.boxes[i] for i in idx], None if held.masks is None else held.masks[idx],
+                       None if correct is None else correct[idx], interval=interval)
+
+
+def score_boxes(maps: Tensor, boxes: Sequence[Tensor], masks: Tensor | None, correct: Tensor | None, *,
+                interval: float) -> dict[str, Any]:
+    """Every localization metric of ``maps`` ``(n, H, W)`` against ``n`` box sets (and masks, when given).
+
+    Args:
+        maps: ``(n, H, W)`` maps, one per scored entry.
+        boxes: ``n`` tensors ``(m_i, 4)``, ``m_i >= 1``, in map pixels.
+        masks: ``(n, H, W)`` bool, or None (box-only data: no PxAP, no pixel IoU).
+        correct: ``(n,)`` bool, whether each entry's image is classified right (Top-1 Loc), or None.
+
     Returns:
         ``{"max_box_acc_v2", "box_acc_v2" {delta: value}, "pxap", "gt_known_loc", "max_box_acc",
         "top1_loc", "mean_iou", "pixel_iou", "thresholds" {...}, "n_images", "curves"}``;
-        ``curves`` (box accuracy per threshold, per delta and mode) stays out of JSON outputs.
+        ``pxap`` / ``pixel_iou`` are None without masks; ``curves`` (box accuracy per threshold,
+        per delta and mode) stays out of JSON outputs.
     """
     acc = LocalizationAccumulator(interval=interval, iou_thresholds=DELTAS)
-    idx = list(index)
-    acc.update(maps, boxes=[held.boxes[i] for i in idx], masks=held.masks[idx],
-               correct=None if correct is None else correct[idx])
+    acc.update(maps, boxes=list(boxes), masks=masks, correct=correct)
     r = acc.compute()
     box = r["box_acc"]
+    pixel = r["pixel_iou"] or {"max": None, "threshold": None}
     return {
         "max_box_acc_v2": r["max_box_acc_v2"],
         "box_acc_v2": {str(d): box["all"][d]["max"] for d in DELTAS},
@@ -223,11 +270,11 @@ def score_maps(maps: Tensor, held: HeldOut, index: Sequence[int], correct: Tenso
         "max_box_acc": r["max_box_acc"],
         "top1_loc": r["top1_loc"],
         "mean_iou": r["mean_box_iou"]["all"]["max"],
-        "pixel_iou": r["pixel_iou"]["max"],
+        "pixel_iou": pixel["max"],
         "thresholds": {"box_acc_v2": {str(d): box["all"][d]["threshold"] for d in DELTAS},
                        "gt_known_loc": box["largest"][0.5]["threshold"],
                        "mean_iou": r["mean_box_iou"]["all"]["threshold"],
-                       "pixel_iou": r["pixel_iou"]["threshold"]},
+                       "pixel_iou": pixel["threshold"]},
         "n_images": r["n_box_images"],
         "curves": {"thresholds": r["thresholds"],
                    "all": {str(d): box["all"][d]["curve"] for d in DELTAS},
@@ -253,22 +300,26 @@ def at_thresholds(test: Mapping[str, Any], val: Mapping[str, Any]) -> dict[str, 
 
 
 @torch.no_grad()
+def predict_logits(model: nn.Module, images: Tensor, *, batch_size: int = 32) -> Tensor:
+    """Logits ``(N, K)`` (CPU, float32) of ``images`` ``(N, C, H, W)``, in eval mode (the mode is restored)."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            out.append(model(images[start:start + batch_size].to(device)).logits.float().cpu())
+    finally:
+        model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, getattr(model, "num_classes", 0))
+
+
 def classify(model: nn.Module, held: HeldOut, class_names: Sequence[str], *, batch_size: int = 32) -> dict[str, Any]:
     """Classification of every held-out image (lesion or not).
 
     Returns ``{"metrics": classification_metrics(...), "pred": (N,) int64}``.
     """
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs = []
-    try:
-        for start in range(0, len(held), batch_size):
-            logits = model(held.images[start:start + batch_size].to(device)).logits.float()
-            probs.append(torch.softmax(logits, 1).cpu())
-    finally:
-        model.train(was)
-    p = torch.cat(probs)
+    p = torch.softmax(predict_logits(model, held.images, batch_size=batch_size), 1)
     metrics = classification_metrics(p, held.labels, class_names=list(class_names))
     return {"metrics": metrics, "pred": p.argmax(1)}
 
@@ -318,7 +369,7 @@ def localization_summary(model: nn.Module, dataset: Any, *, methods: Sequence[An
 def format_localization(summary: Mapping[str, Any]) -> str:
     """The text table of a :func:`localization_summary` (percentages; mean IoU in [0, 1])."""
     if not summary["n_images"]:
-        return "no held-out image has a lesion mask: nothing to localize"
+        return "no held-out image has a lesion mask or boxes: nothing to localize"
     width = max(len("centre Gaussian (floor)"), *(len(k) for k in summary["rows"]))
     head = f"  {'':<{width}}" + "".join(f"{title:>14}" for _, title in SUMMARY_KEYS)
     lines = [head]

@@ -179,6 +179,9 @@ def _splits(data_cfg: Any, model_spec: Mapping[str, Any], progress: bool, need_v
     from medcam.engine.runs import open_dataset
 
     full = open_dataset(data_cfg, model_spec)
+    if getattr(full, "multilabel", False):
+        raise DataError(f"{data_cfg.path}: the localization benchmark scores single-label data; choose a "
+                        f"single-label task in the spec's data.options (e.g. task: effusion for NIH)")
     parts = full.splits(data_cfg.val, data_cfg.test, seed=data_cfg.split_seed)
     if not parts["test"]:
         raise DataError(f"{data_cfg.path}: the split left no test images")
@@ -252,7 +255,8 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
         gallery_maps[m["label"]] = maps[positions]
         if faithfulness is not None:
             faithful_maps[m["label"]] = maps[:faithfulness["count"]]
-        _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  PxAP {row['pxap']:5.1f}  "
+        pxap = "  -  " if row["pxap"] is None else f"{row['pxap']:5.1f}"
+        _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  PxAP {pxap}  "
              f"{row['time_ms']:.1f} ms/image", progress)
     bar.close()
     parts = {m["label"]: m["part"] for m in methods}
@@ -270,8 +274,7 @@ def _score_baselines(spec: BenchSpec, held: HeldOut, val: HeldOut | None, train_
     lesion = held.lesion
     keys = [Path(p).name for p in (held.paths[i] for i in lesion)]
     positions = [lesion.index(i) for i in gallery_idx]
-    for raw in spec.baselines:
-        part = B.resolve_params(raw)
+    for part in B.usable_baselines(spec.baselines, train_boxes)[0]:
         label = part["name"]
         began = time.perf_counter()
         maps, fitted = B.baseline_maps(part, keys, held.size, seed=spec.seed, train_boxes=train_boxes)
@@ -347,7 +350,7 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
     t = data["held_out"]
     lines += [f"Data: `{data['path']}` ({data['dataset']}), split {data['split_sizes']} (stratified, "
               f"groups: {data['groups']}, split seed {data['split_seed']}); held-out test: {t['n_images']} images, "
-              f"{t['n_lesion']} with a lesion mask (localization is scored on these; the "
+              f"{t['n_lesion']} with a lesion mask or boxes (localization is scored on these; the "
               f"{t['n_images'] - t['n_lesion']} without a lesion count for classification only). "
               f"Held-out list sha256 `{t['sha256'][:16]}` "
               f"(`heldout_test.txt`). Input size {data['input_size'][0]} x {data['input_size'][1]} px, seed "
@@ -372,6 +375,8 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
     lines.append("")
     for label, r in record["baselines"].items():
         lines.append(f"- baseline `{label}`: {r['params']}")
+    for label, reason in (record.get("baselines_not_applicable") or {}).items():
+        lines.append(f"- baseline `{label}` not applicable: {reason}")
     lines += F.markdown_section(record)
     pk = env["packages"]
     lines += ["", f"Versions: python {env['python']}, " + ", ".join(f"{k} {v}" for k, v in pk.items() if v)
@@ -431,7 +436,8 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
         if reference is None:
             reference = heldout
             if not test.lesion:
-                raise DataError(f"{data_cfg.path}: no held-out test image has a lesion mask; nothing to localize")
+                raise DataError(f"{data_cfg.path}: no held-out test image has a lesion mask or boxes; nothing to "
+                                f"localize (the benchmark needs masks (busi, masks) or boxes (nih, wsol_list))")
             gallery_idx = _gallery_index(test, bench.eval["gallery"])
         elif test.paths != reference["test"].paths:
             raise DataError(f"model {entry.key} sees other held-out images than {bench.models[0].key}; every model "
@@ -477,7 +483,9 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                  "train_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["train"]],
                                                             data)),
                  "val_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["val"]], data))},
-        "baselines": baseline_results, "models": model_records, "environment": environment(),
+        "baselines": baseline_results,
+        "baselines_not_applicable": B.usable_baselines(bench.baselines, [train.boxes[i] for i in train.lesion])[1],
+        "models": model_records, "environment": environment(),
         "faithfulness": None if faithful_setup is None else {"n_images": faithful_setup["count"],
                                                              "columns": faithful_setup["columns"]},
     }

@@ -10,7 +10,8 @@ import click
 @click.command("bench")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The data set folder (BUSI layout: class folders with lesion masks).")
+              help="The data set folder: lesion masks (BUSI, images/ + masks/) or boxes (NIH with "
+                   "BBox_List_2017.csv, WSOL lists); the spec's data.dataset names the layout.")
 @click.option("--out", "out_dir", required=True, help="Output folder: report, plots, JSON, training runs.")
 @click.option("--checkpoints", type=click.Path(exists=True, file_okay=False),
               help="Folder of earlier runs (<key>/last.pt or best.pt, per the spec's eval.checkpoint): load "
@@ -25,7 +26,8 @@ import click
 def bench_command(spec: str, data_path: str, out_dir: str, checkpoints: str | None, overwrite: bool,
                   models: str | None, size: int | None, epochs: int | None, threads: int | None, quiet: bool,
                   as_json: bool) -> None:
-    """Train (or load) every model of SPEC, score every attribution method and baseline on held-out lesions.
+    """Train (or load) every model of SPEC, score every attribution method and baseline on held-out lesions
+    (masks or boxes; without masks there is no PxAP).
 
     Writes OUT/localization.md (localization and faithfulness tables), localization.json (every number, the
     spec, seeds, held-out files, versions), localization_bars.png and

@@ -25,8 +25,12 @@ def _common_options(func: Any) -> Any:
                                       "spec 'attribution', else gradcam."),
         click.option("--target", help="Class to explain (name or index), or 'predicted' (the default: each "
                                       "image's predicted class)."),
-        click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-                     help="Attribution boxes: connected regions of the [0, 1] map above this value."),
+        click.option("--threshold", type=click.FloatRange(0, 1),
+                     help="Attribution boxes: connected regions of the [0, 1] map above this value (default: the "
+                          "model head's own box threshold, 0.83 for the SR/WSOL fpm head, else 0.5)."),
+        click.option("--ground-truth/--no-ground-truth", "ground_truth", default=True, show_default=True,
+                     help="Draw the image's ground truth when its files have one (a BUSI or images/+masks/ mask's "
+                          "outline, NIH BBox_List_2017.csv or WSOL *_gt.txt boxes), in magenta."),
         click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Segmenter foreground: sigmoid(logit) above this value."),
         click.option("--rolling-ball", "rolling_ball", metavar="RADIUS|none",
@@ -59,7 +63,8 @@ def _common_options(func: Any) -> Any:
 
 def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, segmenter_sha256: str | None,
                method: str | None, target: str | None,
-               threshold: float, mask_threshold: float, rolling_ball: str | None, grey: bool, size: str | None,
+               threshold: float | None, ground_truth: bool, mask_threshold: float, rolling_ball: str | None,
+               grey: bool, size: str | None,
                resize: str | None, resize_to: str | None, downscale: float | None, min_size: int,
                max_pixels: str | None, render_size: int, cmap: str, alpha: float, device: str) -> Any:
     from medcam.inference.pipeline import Explainer
@@ -70,7 +75,8 @@ def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, 
     try:
         return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, sha256=sha256,
                                          segmenter_sha256=segmenter_sha256, method=method, target=target,
-                                         threshold=threshold, mask_threshold=mask_threshold, preprocess=overrides,
+                                         threshold=threshold, ground_truth=ground_truth,
+                                         mask_threshold=mask_threshold, preprocess=overrides,
                                          grey=grey, min_size=min_size, max_pixels=parse_pixels(max_pixels),
                                          render_size=render_size, cmap=cmap, alpha=alpha)
     except (ValueError, RuntimeError) as err:  # e.g. a target class out of range, CUDA asked but absent

@@ -168,21 +168,51 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
 @click.option("--split", default="auto", show_default=True,
               help="all, train, val, test, or auto (the training run's test split when --data is its "
                    "folder, else all).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, help="Images per batch (default 64; with --localization 16, the "
+                                             "localization benchmark's attribution batch).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--sha256", metavar="HEX", help="Expected sha256 of CHECKPOINT's bytes (as sha256sum prints it).")
+@click.option("--localization", is_flag=True,
+              help="Score the model's maps on every image with a lesion mask or boxes (BUSI, mask folders, NIH "
+                   "BBox_List_2017.csv, WSOL lists): MaxBoxAccV2, MaxBoxAcc, GT-known Loc, PxAP, mean IoU; for "
+                   "box data also the ChestX-ray8 tables and SR's readout (docs/metrics.md).")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="With --localization: attribution method (repeatable; default: the spec's own attribution "
+                   "plus gradcam).")
+@click.option("--target", type=click.Choice(["label", "predicted"]), default="label", show_default=True,
+              help="With --localization: maps for the ground-truth class (GT-known) or the predicted class.")
+@click.option("--faithfulness", is_flag=True,
+              help="With --localization: also deletion, insertion, ROAD, average drop, pointing games and model "
+                   "randomisation of the same maps (first 24 scored images).")
+@click.option("--interval", type=click.FloatRange(0.0001, 0.5), help="With --localization: CAM threshold step "
+                                                                     "(default 0.01).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: tuple[str, ...], split: str,
-                 batch_size: int, device: str, sha256: str | None, quiet: bool, as_json: bool) -> None:
-    """Classification metrics of CHECKPOINT on the images in --data."""
+                 batch_size: int | None, device: str, sha256: str | None, localization: bool,
+                 methods: tuple[str, ...], target: str, faithfulness: bool, interval: float | None, quiet: bool,
+                 as_json: bool) -> None:
+    """Classification metrics of CHECKPOINT on the images in --data (with --localization: its maps' localization)."""
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
         _quiet()
     from medcam.data.factory import parse_options
     from medcam.engine.runs import DataConfig, evaluate_checkpoint
 
     data = DataConfig(path=data_path, dataset=dataset, options=parse_options(options))
-    result = evaluate_checkpoint(checkpoint, data, split=split, batch_size=batch_size, device=device,
+    given = [name for name, on in (("--method", methods), ("--faithfulness", faithfulness),
+                                   ("--interval", interval is not None), ("--target", target != "label")) if on]
+    if given and not localization:
+        raise click.UsageError(f"{given[0]} applies to --localization; add --localization")
+    if localization:
+        from medcam.bench.evaluate import format_evaluation, localize_checkpoint
+
+        extra = {k: v for k, v in (("batch_size", batch_size), ("interval", interval)) if v is not None}
+        result = localize_checkpoint(checkpoint, data, split=split, device=device, sha256=sha256,
+                                     methods=list(methods), target=target, faithfulness=faithfulness,
+                                     progress=not quiet, **extra)
+        click.echo(json.dumps(result, indent=2) if as_json else format_evaluation(result))
+        return
+    result = evaluate_checkpoint(checkpoint, data, split=split, batch_size=batch_size or 64, device=device,
                                  progress=not quiet, sha256=sha256)
     if as_json:
         click.echo(json.dumps(result, indent=2))

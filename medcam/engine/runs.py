@@ -32,7 +32,7 @@ from .logs import atomic_write_text, format_metrics, run_tag
 from .trainer import Callback, Trainer
 
 __all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec", "train_on_folder", "cross_validate",
-           "evaluate_checkpoint", "SCALAR_METRICS", "mean_std"]
+           "evaluate_checkpoint", "eval_subset", "SCALAR_METRICS", "mean_std"]
 
 #: Metrics summarized as mean +/- std over folds.
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "auc", "macro_f1", "loss")
@@ -400,33 +400,27 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
     return result
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str = "auto", batch_size: int = 64,
-                        device: str = "auto", progress: bool = True, sha256: str | None = None) -> dict[str, Any]:
-    """Metrics of a saved model on a data folder.
+def eval_subset(checkpoint: str | Path, model: Any, data: DataConfig, split: str = "auto") -> tuple[Any, str]:
+    """The images a saved model is evaluated on, and the split name they are.
 
     Args:
-        checkpoint: a ``.pt`` written by :func:`medcam.save` (e.g. ``best.pt``).
-        data: the data; images are prepared as the checkpoint's spec says.
+        checkpoint: the checkpoint's path (for messages).
+        model: the loaded model (its ``spec`` and ``checkpoint_metadata`` say how it was trained).
+        data: the data; images are prepared as the model's spec says.
         split: ``all`` (every image), ``train``/``val``/``test`` (the split the
             training run used, recomputed from the fractions and seed it stored),
             or ``auto``: ``test`` when the checkpoint was trained on this same
-            folder, else ``all``.
-        sha256: the checkpoint file's expected digest (see :func:`medcam.load`).
+            folder, else ``all``. On the training folder, the run's layout options,
+            groups and image cache (if it still exists) are used unless ``data`` sets them.
 
     Returns:
-        ``{"checkpoint", "split", "n", "metrics"}``.
+        ``(dataset without augmentation, split name)``.
     """
-    import medcam
-    from medcam.engine.distributed import resolve_device
-    from medcam.engine.evaluate import evaluate
-
     choices = ("auto", "all", "train", "val", "test")
     if split not in choices:
         from medcam.registry import did_you_mean
 
         raise SpecError(f"split: unknown value {split!r}{did_you_mean(split, choices)} (choices: {', '.join(choices)})")
-    dev = resolve_device(device)
-    model = medcam.load(checkpoint, map_location=dev, sha256=sha256)
     meta = getattr(model, "checkpoint_metadata", {}) or {}
     trained = meta.get("data") or {}
     same_folder = bool(trained.get("path")) and Path(trained["path"]).resolve() == Path(data.path).resolve()
@@ -441,16 +435,43 @@ def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str 
                              "split_seed": trained.get("split_seed", data.split_seed),
                              "dataset": data.dataset or trained.get("dataset"),
                              "options": data.options or dict(trained.get("options") or {}),
-                             "groups": data.groups if data.groups is not None else trained.get("groups")})
+                             "groups": data.groups if data.groups is not None else trained.get("groups"),
+                             # the run's resized-image cache, when it still exists: the very pixels it was
+                             # trained and tested on (the cache stores them as uint16, a few 1e-6 off)
+                             "cache_dir": data.cache_dir or (trained.get("cache_dir")
+                                                             if trained.get("cache_dir")
+                                                             and Path(trained["cache_dir"]).is_dir() else None)})
     full = open_dataset(data, model.spec)
     names = list(full.class_names)
     if model.spec.get("class_names") and list(model.spec["class_names"]) != names:
         raise DataError(f"{data.path}: classes {names} do not match the checkpoint's {model.spec['class_names']}")
     if split == "all":
-        subset = full.with_augment(None)
-    else:
-        subset = full.subset(full.splits(data.val, data.test, seed=data.split_seed)[split], augment=None)
-        if len(subset) == 0:
-            raise DataError(f"{data.path}: the '{split}' split is empty")
+        return full.with_augment(None), split
+    subset = full.subset(full.splits(data.val, data.test, seed=data.split_seed)[split], augment=None)
+    if len(subset) == 0:
+        raise DataError(f"{data.path}: the '{split}' split is empty")
+    return subset, split
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str = "auto", batch_size: int = 64,
+                        device: str = "auto", progress: bool = True, sha256: str | None = None) -> dict[str, Any]:
+    """Metrics of a saved model on a data folder.
+
+    Args:
+        checkpoint: a ``.pt`` written by :func:`medcam.save` (e.g. ``best.pt``).
+        data: the data; images are prepared as the checkpoint's spec says.
+        split: which images (see :func:`eval_subset`).
+        sha256: the checkpoint file's expected digest (see :func:`medcam.load`).
+
+    Returns:
+        ``{"checkpoint", "split", "n", "metrics"}``.
+    """
+    import medcam
+    from medcam.engine.distributed import resolve_device
+    from medcam.engine.evaluate import evaluate
+
+    dev = resolve_device(device)
+    model = medcam.load(checkpoint, map_location=dev, sha256=sha256)
+    subset, split = eval_subset(checkpoint, model, data, split)
     metrics = evaluate(model, subset, batch_size=batch_size, device=dev, progress=progress, desc=f"eval {split}")
     return {"checkpoint": str(checkpoint), "split": split, "n": len(subset), "metrics": metrics}

@@ -110,12 +110,19 @@ class Scorer:
 
     @torch.no_grad()
     def __call__(self, images: Tensor, targets: Tensor) -> Tensor:
-        """``(N,)`` float32 scores of ``targets`` ``(N,)`` for ``images`` ``(N, C, H, W)`` in [0, 1]."""
+        """``(N,)`` float32 scores of ``targets`` ``(N,)`` for ``images`` ``(N, C, H, W)`` in [0, 1].
+
+        The images are the metric's own perturbed copies of checked inputs (ROAD's noisy
+        imputation may leave [0, 1] by the noise), so the model's pixel-range check is skipped.
+        """
+        from ..attribution_inputs import checked_once
+
         out = []
-        for start in range(0, images.shape[0], self.batch_size):
-            logits = logits_of(self.model(images[start:start + self.batch_size])).float()
-            scores = self.score(logits)
-            out.append(scores.gather(1, targets[start:start + self.batch_size, None])[:, 0])
+        with checked_once(self.model):
+            for start in range(0, images.shape[0], self.batch_size):
+                logits = logits_of(self.model(images[start:start + self.batch_size])).float()
+                scores = self.score(logits)
+                out.append(scores.gather(1, targets[start:start + self.batch_size, None])[:, 0])
         return torch.cat(out) if out else images.new_zeros(0)
 
 

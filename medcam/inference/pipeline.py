@@ -42,10 +42,12 @@ from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
 
-__all__ = ["Explainer", "Explanation", "DEFAULT_METHOD"]
+__all__ = ["Explainer", "Explanation", "DEFAULT_METHOD", "DEFAULT_THRESHOLD"]
 
 #: Attribution method used when neither the caller nor the checkpoint's spec names one.
 DEFAULT_METHOD = "gradcam"
+#: Attribution box threshold when neither the caller nor the model's head (``head.box_threshold``) gives one.
+DEFAULT_THRESHOLD = 0.5
 #: The ``target`` that means "each image's predicted class" (the default).
 PREDICTED = "predicted"
 
@@ -127,7 +129,11 @@ class Explainer:
         method: attribution method name or part spec (``medcam list attributions``);
             default: the spec's ``attribution``, else ``gradcam``.
         target: class to explain (name or index); None = each image's predicted class.
-        threshold: boxes of the attribution map are its connected regions above this value (maps are in [0, 1]).
+        threshold: boxes of the attribution map are its connected regions above this value (maps are in [0, 1]);
+            default: the threshold the model's head declares for its own box readout
+            (:class:`medcam.model.BoxThresholdHead`, 0.83 for the SR/WSOL ``fpm`` head), else 0.5.
+        ground_truth: for image files, find and draw their ground truth (a BUSI or mask-folder mask's
+            outline, NIH or WSOL-list boxes; :mod:`medcam.inference.truth`) in a colour of its own.
         mask_threshold: the segmenter's foreground is ``sigmoid(logit) > mask_threshold``
             (any class, for multi-class segmenters).
         preprocess: overrides of the classifier's ``preprocess`` (keys of
@@ -144,7 +150,7 @@ class Explainer:
 
     def __init__(self, model: nn.Module, *, segmenter: nn.Module | None = None,
                  method: str | Mapping[str, Any] | None = None, target: str | int | None = None,
-                 threshold: float = 0.5, mask_threshold: float = 0.5,
+                 threshold: float | None = None, mask_threshold: float = 0.5, ground_truth: bool = True,
                  preprocess: Mapping[str, Any] | None = None, grey: bool = False, min_size: int = 16,
                  max_pixels: int | None = None, render_size: int = RENDER_SIZE, cmap: str = "jet",
                  alpha: float = 0.5):
@@ -156,6 +162,11 @@ class Explainer:
                                   + (": pass segmenters as segmenter=" if isinstance(model, MedcamSegmenter) else ""))
         if segmenter is not None and not isinstance(segmenter, MedcamSegmenter):
             raise CheckpointError(f"segmenter must be a MedcamSegmenter, got {type(segmenter).__name__}")
+        if threshold is None:
+            from ..model import BoxThresholdHead
+
+            head = getattr(model, "head", None)
+            threshold = float(head.box_threshold) if isinstance(head, BoxThresholdHead) else DEFAULT_THRESHOLD
         for label, value in (("threshold", threshold), ("mask_threshold", mask_threshold)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{label} must be in [0, 1], got {value}")
@@ -179,6 +190,7 @@ class Explainer:
         self.render_size = int(render_size)
         self.threshold = float(threshold)
         self.mask_threshold = float(mask_threshold)
+        self.ground_truth = bool(ground_truth)
         self.cmap = cmap
         self.alpha = float(alpha)
         self._methods: dict[str, Any] = {}
@@ -377,6 +389,8 @@ class Explainer:
         picture = self._picture(source, prep, factor)
         del prep
         rgb = to_rgb(picture)  # once, for both overlays
+        truth = self._truth(source, (h0, w0)) if self.ground_truth else None
+        truth_mask, truth_boxes = self._truth_on_grid(truth, factor, picture.shape[:2])
         mask = mask_picture = None
         boxes, source_name = attr_boxes, "attribution"
         if self.segmenter is not None:
@@ -393,11 +407,37 @@ class Explainer:
             probabilities={n: float(p) for n, p in zip(names, probs.tolist())}, method=built.name,
             target=explained, boxes=_to_original(boxes, factor, (h0, w0)),
             box_source=source_name, attribution_boxes=_to_original(attr_boxes, factor, (h0, w0)),
-            image_size=(h0, w0), warnings=notes)
+            image_size=(h0, w0), warnings=notes, box_threshold=cut,
+            ground_truth=None if truth is None else truth.to_record())
         return Explanation(record=record, original=picture, heatmap=heatmap,
                            saliency=saliency_image(heatmap, self.cmap),
-                           overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha),
+                           overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha,
+                                                       truth_boxes=truth_boxes, truth_mask=truth_mask),
                            mask=mask, mask_overlay=mask_picture, factor=factor)
+
+    @staticmethod
+    def _truth(source: Any, size: tuple[int, int]) -> Any:
+        """The image file's ground truth (:func:`medcam.inference.truth.find_ground_truth`), or None."""
+        if not isinstance(source, Path):
+            return None
+        from .truth import find_ground_truth
+
+        return find_ground_truth(source, size)
+
+    @staticmethod
+    def _truth_on_grid(truth: Any, factor: int, grid: tuple[int, int]) -> tuple[np.ndarray | None, Tensor]:
+        """``(mask (h, w) bool or None, boxes (N, 4))`` of the ground truth on the picture grid.
+
+        A mask is drawn as its outline and needs no boxes; box annotations are drawn as boxes.
+        """
+        if truth is None:
+            return None, torch.zeros(0, 4)
+        if truth.mask is None:
+            return None, truth.boxes / factor
+        mask = torch.from_numpy(truth.mask)[None, None].float()
+        if factor > 1:
+            mask = torch.nn.functional.adaptive_max_pool2d(mask, grid)
+        return mask[0, 0].numpy() > 0, torch.zeros(0, 4)
 
     @torch.no_grad()
     def _segment(self, source: Any, factor: int, mask_threshold: float | None) -> tuple[Tensor, Tensor]:

@@ -8,9 +8,12 @@ Every record has the same keys (JSON Schema: ``docs/explain.schema.json``)::
      "saliency_path": ".../benign (1)_saliency_20260101120000.png",
      "overlay_path": ".../benign (1)_overlay_20260101120000.png",
      "mask_path": null, "boxes": [[x0, y0, x1, y1], ...], "box_source": "attribution",
-     "attribution_boxes": [[...]], "image_size": [H, W], "warnings": [], "error": null}
+     "attribution_boxes": [[...]], "box_threshold": 0.5, "image_size": [H, W],
+     "ground_truth": {"source": ".../benign (1)_mask.png", "boxes": [[...]], "labels": [""]} | null,
+     "warnings": [], "error": null}
 
-Boxes are in pixels of the original image, ``x1``/``y1`` exclusive. A ``fail``
+Boxes are in pixels of the original image, ``x1``/``y1`` exclusive. ``ground_truth`` is what the
+image file comes with (:mod:`medcam.inference.truth`), null when nothing was found. A ``fail``
 record has ``error`` set to the reason and nulls (empty box lists) elsewhere.
 ``warnings`` lists what the user should know about an ``ok`` result, e.g. an
 empty attribution map and what to try instead.
@@ -24,7 +27,8 @@ __all__ = ["RECORD_KEYS", "fail_record", "ok_record", "format_row", "summary_lin
 #: Keys of every record, in output order.
 RECORD_KEYS: tuple[str, ...] = (
     "result", "image", "diagnosis", "probabilities", "method", "target", "saliency_path", "overlay_path",
-    "mask_path", "boxes", "box_source", "attribution_boxes", "image_size", "warnings", "error",
+    "mask_path", "boxes", "box_source", "attribution_boxes", "box_threshold", "image_size", "ground_truth",
+    "warnings", "error",
 )
 
 
@@ -37,7 +41,8 @@ def _box_list(boxes: Any) -> list[list[int]]:
 def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float], method: str, target: str,
               boxes: Any, box_source: str, attribution_boxes: Any, image_size: Sequence[int],
               saliency_path: str | None = None, overlay_path: str | None = None,
-              mask_path: str | None = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
+              box_threshold: float, mask_path: str | None = None, warnings: Sequence[str] = (),
+              ground_truth: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A successful record (see the module docstring); boxes are ``(N, 4)`` in original pixels."""
     return {
         "result": "ok",
@@ -52,7 +57,9 @@ def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float],
         "boxes": _box_list(boxes),
         "box_source": box_source,
         "attribution_boxes": _box_list(attribution_boxes),
+        "box_threshold": float(box_threshold),
         "image_size": [int(image_size[0]), int(image_size[1])],
+        "ground_truth": None if ground_truth is None else dict(ground_truth),
         "warnings": [str(w) for w in warnings],
         "error": None,
     }
@@ -74,7 +81,9 @@ def fail_record(image: str | None, error: str, method: str | None = None) -> dic
         "boxes": [],
         "box_source": None,
         "attribution_boxes": [],
+        "box_threshold": None,
         "image_size": None,
+        "ground_truth": None,
         "warnings": [],
         "error": reason,
     }

@@ -16,12 +16,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from torch import Tensor
 
-from ..viz import colorize, draw_boxes, overlay, save_image, to_rgb
+from ..viz import colorize, draw_boxes, draw_outline, overlay, save_image, to_rgb
 
 __all__ = ["timestamp", "saliency_image", "attribution_overlay", "mask_overlay", "write_pngs", "png_name"]
 
-#: Outline colours (RGB): attribution boxes on the overlay, mask boxes on the mask picture.
+#: Outline colours (RGB): attribution boxes on the overlay, the ground truth (mask outline or boxes; magenta,
+#: a colour the jet map never takes), mask boxes on the mask picture.
 ATTRIBUTION_BOX_COLOR = (255, 255, 255)
+GROUND_TRUTH_COLOR = (255, 0, 255)
 MASK_COLOR = (0, 200, 0)
 MASK_BOX_COLOR = (255, 220, 0)
 
@@ -37,19 +39,26 @@ def saliency_image(heatmap: Tensor, cmap: str = "jet") -> np.ndarray:
 
 
 def attribution_overlay(image: Any, heatmap: Tensor, boxes: Any = (), *, cmap: str = "jet",
-                        alpha: float = 0.5) -> np.ndarray:
-    """The map blended over the image, with its boxes outlined.
+                        alpha: float = 0.5, truth_boxes: Any = (), truth_mask: Any = None) -> np.ndarray:
+    """The map blended over the image, with its boxes outlined (and the ground truth, when known).
 
     Args:
         image: ``(H, W, C)`` float in [0, 1] (or anything :func:`medcam.viz.to_rgb` takes).
         heatmap: ``(H, W)`` in [0, 1], same size as the image.
         boxes: ``(N, 4)`` ``(x0, y0, x1, y1)`` in the image's pixels (exclusive ends).
+        truth_boxes: ``(M, 4)`` ground-truth boxes, drawn in :data:`GROUND_TRUTH_COLOR`.
+        truth_mask: ``(H, W)`` bool ground-truth mask, its outline drawn in :data:`GROUND_TRUTH_COLOR`.
 
     Returns:
         ``(H, W, 3)`` uint8.
     """
     rgb = overlay(image, heatmap, cmap=cmap, alpha=alpha)
-    return draw_boxes(rgb, boxes, color=ATTRIBUTION_BOX_COLOR, width=_line_width(rgb)) if len(boxes) else rgb
+    width = _line_width(rgb)
+    if truth_mask is not None:
+        rgb = draw_outline(rgb, truth_mask, color=GROUND_TRUTH_COLOR, width=width)
+    if len(truth_boxes):
+        rgb = draw_boxes(rgb, truth_boxes, color=GROUND_TRUTH_COLOR, width=width)
+    return draw_boxes(rgb, boxes, color=ATTRIBUTION_BOX_COLOR, width=width) if len(boxes) else rgb
 
 
 def mask_overlay(image: Any, mask: Tensor | np.ndarray, boxes: Any = (), *, alpha: float = 0.4) -> np.ndarray:

@@ -35,9 +35,14 @@ from ..errors import ShapeError
 from ._inputs import as_box_lists, as_maps, check_choice, check_unit_maps, normalize_maps, quantize
 from .iou import box_iobb, box_iou
 
-__all__ = ["chestxray8_boxes", "match_boxes", "ChestXray8Table", "CHESTXRAY8_THRESHOLDS"]
+__all__ = ["chestxray8_boxes", "match_boxes", "ChestXray8Table", "CHESTXRAY8_THRESHOLDS", "CHESTXRAY8_IOBB_THRESHOLDS",
+           "CHESTXRAY8_IOU_THRESHOLDS"]
 
 CHESTXRAY8_THRESHOLDS: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)
+#: The T(IoBB) rows of the paper's Table 4.
+CHESTXRAY8_IOBB_THRESHOLDS: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9)
+#: The T(IoU) rows of the paper's supplementary Table 7.
+CHESTXRAY8_IOU_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 Criterion = Literal["iou", "iobb"]
 
 

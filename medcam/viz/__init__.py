@@ -15,9 +15,9 @@ Matplotlib is used through its object API (no pyplot state, any backend).
 """
 from __future__ import annotations
 
-from .draw import draw_boxes, map_boxes
+from .draw import draw_boxes, draw_outline, map_boxes, mask_outline
 from .figures import figure_to_array, side_by_side
 from .overlay import colorize, overlay, save_image, to_rgb
 
 __all__ = ["colorize", "overlay", "save_image", "to_rgb", "side_by_side", "figure_to_array", "draw_boxes",
-           "map_boxes"]
+           "map_boxes", "draw_outline", "mask_outline"]

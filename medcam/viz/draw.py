@@ -11,7 +11,7 @@ from ..boxes import map_to_boxes
 from ..errors import ShapeError
 from .overlay import to_rgb
 
-__all__ = ["map_boxes", "draw_boxes"]
+__all__ = ["map_boxes", "draw_boxes", "draw_outline", "mask_outline"]
 
 
 def map_boxes(heatmap: Tensor, threshold: float = 0.5, *, mode: Literal["largest", "all"] = "all",
@@ -65,3 +65,40 @@ def draw_boxes(image: Any, boxes: Any, *, color: Sequence[int] = (255, 0, 0), wi
         if labels is not None:
             pen.text((round(x0) + width, round(y0) + width), str(labels[i]), fill=tuple(color))
     return np.asarray(canvas).copy()
+
+
+def mask_outline(mask: Any, width: int = 1) -> np.ndarray:
+    """The boundary pixels of a mask: ``(H, W)`` bool -> ``(H, W)`` bool, ``width`` pixels thick, inside the mask.
+
+    A pixel is on the boundary when it is in the mask and one of its 8
+    neighbours is not (pixels outside the image count as outside the mask).
+    """
+    inside = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask, dtype=bool)
+    if inside.ndim != 2:
+        raise ShapeError(f"mask must be (H, W), got shape {inside.shape}")
+    core = inside.copy()
+    for _ in range(max(1, int(width))):
+        padded = np.pad(core, 1, constant_values=False)
+        shrunk = core.copy()
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                shrunk &= padded[dy:dy + core.shape[0], dx:dx + core.shape[1]]
+        core = shrunk
+    return inside & ~core
+
+
+def draw_outline(image: Any, mask: Any, *, color: Sequence[int] = (255, 0, 0), width: int = 2) -> np.ndarray:
+    """Draw the outline of a mask (:func:`mask_outline`) on an image.
+
+    Args:
+        image: see :func:`medcam.viz.overlay.to_rgb`; mask: ``(H, W)`` bool, the image's size.
+
+    Returns:
+        a new ``(H, W, 3)`` uint8 array.
+    """
+    out = to_rgb(image)
+    edge = mask_outline(mask, width)
+    if edge.shape != out.shape[:2]:
+        raise ShapeError(f"mask {edge.shape} does not match the image {out.shape[:2]}")
+    out[edge] = np.asarray(color, dtype=np.uint8)
+    return out

@@ -72,3 +72,15 @@ def test_resolve_params_and_dispatch() -> None:
         B.baseline_maps(part, ["a"], (20, 20))
     fixed, none = B.baseline_maps({"name": "center_box", "fraction": [1.0, 1.0]}, ["a"], (4, 4))
     assert fixed.sum() == 16 and none == {}
+
+
+def test_baselines_fitted_on_training_boxes_need_some() -> None:
+    from medcam.bench.baselines import usable_baselines
+
+    parts = [{"name": "center_box"}, {"name": "center_box", "fraction": [0.5, 0.5]}, {"name": "random_map"}]
+    usable, skipped = usable_baselines(parts[:1] + parts[2:], [])
+    assert [p["name"] for p in usable] == ["random_map"] and "training images have none" in skipped["center_box"]
+    usable, skipped = usable_baselines(parts[1:], [])
+    assert [p["name"] for p in usable] == ["center_box", "random_map"] and skipped == {}
+    usable, skipped = usable_baselines(parts[:1], [torch.tensor([[0.0, 0, 4, 4]])])
+    assert [p["name"] for p in usable] == ["center_box"] and skipped == {}

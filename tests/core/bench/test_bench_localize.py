@@ -133,3 +133,16 @@ def test_localization_summary_names_changed_parameters_and_handles_no_lesions(li
     summary = localization_summary(linear_model, no_lesions, methods=[{"name": "gradcam++"}])
     assert summary == {"methods": ["gradcam++"], "n_images": 0, "rows": {}}
     assert "nothing to localize" in format_localization(summary)
+
+
+def test_box_only_regions_are_the_union_of_the_boxes() -> None:
+    from medcam.bench.localize import box_regions
+
+    boxes = [torch.tensor([[0.0, 0, 2, 2], [3.0, 3, 4, 5]]), torch.zeros(0, 4)]
+    held = HeldOut(torch.rand(2, 3, 6, 6), torch.tensor([1, 0]), None, boxes, ["a", "b"])
+    r = held.regions([0, 1])
+    expected = torch.zeros(2, 6, 6, dtype=torch.bool)
+    expected[0, 0:2, 0:2] = True
+    expected[0, 3:5, 3:4] = True
+    assert torch.equal(r, expected) and torch.equal(box_regions(boxes, (6, 6)), expected)
+    assert held.lesion == [0]

@@ -9,17 +9,6 @@ import pytest
 from medcam.data.synthetic import write_busi_folder
 
 
-@pytest.fixture(autouse=True)
-def _restore_tqdm_env():
-    """--quiet sets TQDM_DISABLE in this process; keep it from leaking into other tests."""
-    before = os.environ.get("TQDM_DISABLE")
-    yield
-    if before is None:
-        os.environ.pop("TQDM_DISABLE", None)
-    else:
-        os.environ["TQDM_DISABLE"] = before
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return write_busi_folder(tmp_path_factory.mktemp("data") / "busi", [6, 6, 6], size=40, seed=0)

@@ -56,6 +56,21 @@ def test_scorer_chunks_equal_one_pass(model, batch):
     torch.testing.assert_close(Scorer(model, SCORES["softmax"], batch_size=2)(images, t), expected)
 
 
+def test_scorer_takes_the_metrics_own_perturbed_images_outside_the_unit_range(model, batch):
+    """ROAD's noisy imputation may step a little outside [0, 1]: scored, not refused; the check stays on after."""
+    images, _, targets = batch
+    t = torch.tensor(targets)
+    noisy = images + 0.02 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
+    assert float(noisy.min()) < -0.01 or float(noisy.max()) > 1.01
+    with torch.no_grad():
+        model.input_range = None
+        expected = torch.softmax(model(noisy).logits, 1).gather(1, t[:, None])[:, 0]
+        del model.input_range
+    torch.testing.assert_close(Scorer(model, SCORES["softmax"])(noisy, t), expected)
+    with pytest.raises(Exception, match="outside"):
+        model(noisy)
+
+
 def test_auto_score_is_sigmoid_for_multilabel_models():
     multi = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 2, "multilabel": True})
     single = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 2})

@@ -227,3 +227,32 @@ def test_an_empty_map_is_said_in_the_record_and_the_row(tmp_path, wide_image):
     assert "warning: gradcam: the map is empty" in format_row(record)
     other = ex.explain(wide_image, method="layercam").record
     assert other["warnings"] == []  # LayerCAM keeps the one positive weight's evidence
+
+
+def _magenta(picture: np.ndarray) -> int:
+    from medcam.inference.render import GROUND_TRUTH_COLOR
+
+    return int((picture == np.asarray(GROUND_TRUTH_COLOR, dtype=np.uint8)).all(-1).sum())
+
+
+def test_ground_truth_is_found_and_drawn(explainer, synthetic_busi):
+    image = synthetic_busi / "benign" / "benign (1).png"
+    got = explainer.explain(image)
+    truth = got.record["ground_truth"]
+    assert truth is not None and truth["source"].endswith("benign (1)_mask.png") and truth["boxes"]
+    assert _magenta(got.overlay) > 0                       # the mask's outline, in its own colour
+    off = Explainer(explainer.model, ground_truth=False).explain(image)
+    assert off.record["ground_truth"] is None and _magenta(off.overlay) == 0
+    normal = explainer.explain(synthetic_busi / "normal" / "normal (1).png")  # an empty mask: nothing to draw
+    assert normal.record["ground_truth"]["boxes"] == [] and _magenta(normal.overlay) == 0
+
+
+def test_box_threshold_defaults_to_the_heads_own():
+    wsol = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 2,
+                               "preprocess": {"size": 32}, "head": {"name": "fpm", "hidden": 8, "stats": "image"}})
+    assert Explainer(wsol).threshold == 0.83                 # the fpm head's declared box_threshold (SR)
+    assert Explainer(wsol, threshold=0.4).threshold == 0.4
+    plain = medcam.build_model({"backbone": {"name": "tiny_cnn", "width": 4}, "num_classes": 2})
+    assert Explainer(plain).threshold == 0.5
+    record = Explainer(wsol).explain(np.zeros((40, 40), dtype=np.uint8)).record
+    assert record["box_threshold"] == 0.83 and record["ground_truth"] is None

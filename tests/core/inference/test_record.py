@@ -14,6 +14,7 @@ def _ok(**changes):
                        probabilities={"normal": 0.1234567, "benign": 0.8, "malignant": 0.0765433}, method="gradcam",
                        target="benign", boxes=torch.tensor([[1.0, 2.0, 30.4, 40.6]]), box_source="attribution",
                        attribution_boxes=torch.tensor([[1.0, 2.0, 30.4, 40.6]]), image_size=(268, 320),
+                       box_threshold=0.5,
                        saliency_path="out/b (1)_saliency_20260101000000.png",
                        overlay_path="out/b (1)_overlay_20260101000000.png")
     record.update(changes)
@@ -42,6 +43,7 @@ def test_records_validate_against_the_schema(schema):
     assert validator.is_valid(_ok())
     assert validator.is_valid(_ok(mask_path="out/m_mask_20260101000000.png", box_source="segmenter", boxes=[]))
     assert validator.is_valid(_ok(saliency_path=None, overlay_path=None))  # the web app writes no PNGs
+    assert validator.is_valid(_ok(ground_truth={"source": "b (1)_mask.png", "boxes": [[1, 2, 3, 4]], "labels": [""]}))
     assert validator.is_valid(fail_record("x.png", "empty file"))
     assert validator.is_valid({**fail_record(None, "malformed request: not valid JSON"), "id": 7})
 
@@ -55,6 +57,8 @@ def test_records_validate_against_the_schema(schema):
     {"overlay_path": "out/overlay.jpg"},
     {"box_source": "guess"},
     {"extra": 1},
+    {"box_threshold": None},
+    {"ground_truth": {"source": "x.csv", "boxes": [[1, 2, 3]], "labels": []}},
 ])
 def test_schema_rejects_wrong_ok_records(schema, change):
     import jsonschema
