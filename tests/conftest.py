@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,3 +53,37 @@ def cli(capsys):
         return code, out.out, out.err
 
     return invoke
+
+
+# --------------------------------------------------------------------------- synthetic chest radiographs
+#: Lung ellipses of the synthetic radiographs: (centre y, centre x, radius y, radius x) as fractions of H, W.
+_LUNGS = ((0.47, 0.30, 0.27, 0.12), (0.47, 0.70, 0.27, 0.12))
+
+
+def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return ((yy - cy * h) / (ry * h)) ** 2 + ((xx - cx * w) / (rx * w)) ** 2 <= 1
+
+
+def _radiograph(h: int = 160, w: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A radiograph-like ``(h, w)`` image in [0, 1] and its true lung mask: dark air around a bright body,
+    two dark lungs crossed by brighter ribs, a bright mediastinum between them, noise."""
+    rng = np.random.default_rng(seed)
+    image = np.full((h, w), 0.05)
+    image[_ellipse(h, w, 0.55, 0.5, 0.62, 0.47)] = 0.75
+    truth = _ellipse(h, w, *_LUNGS[0]) | _ellipse(h, w, *_LUNGS[1])
+    image[truth] = 0.30
+    ribs = (np.arange(h) // max(1, h // 16)) % 2 == 0
+    image[truth & ribs[:, None]] += 0.08
+    image[int(0.2 * h):, int(0.46 * w):int(0.54 * w)] = 0.85
+    image += rng.normal(0, 0.02, (h, w))
+    return np.clip(image, 0, 1), truth
+
+
+@pytest.fixture
+def radiograph():
+    """``radiograph(h, w, seed) -> (image (h, w) float in [0, 1], true lung mask (h, w) bool)``; also
+    ``radiograph.lungs`` (the two lung ellipses as fractions) and ``radiograph.ellipse(h, w, *lung)``."""
+    _radiograph.lungs = _LUNGS
+    _radiograph.ellipse = _ellipse
+    return _radiograph

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "explain": "medcam.cli.explain_commands:explain_command",
     "app": "medcam.cli.explain_commands:app_command",
     "bench": "medcam.cli.bench_commands:bench_command",
+    "segment": "medcam.cli.segment_commands:segment_command",
 }
 
 _DEBUG_ENV = "MEDCAM_DEBUG"

@@ -16,11 +16,13 @@ _RESIZE_MODES = ("square", "pad", "none")
 def _common_options(func: Any) -> Any:
     options = [
         click.option("--segmenter", "segmenter_path", type=click.Path(dir_okay=False),
-                     help="A segmenter checkpoint: adds the mask, and boxes come from its connected components."),
+                     help="A segmenter: a checkpoint, or a name such as lung_fields (training-free lung fields of "
+                          "chest X-rays; medcam list segmenters). Adds the mask; boxes come from its connected "
+                          "components."),
         click.option("--sha256", metavar="HEX",
                      help="Expected sha256 of CHECKPOINT's bytes (as sha256sum prints it, from a source you trust); "
                           "another file is refused before it is read."),
-        click.option("--segmenter-sha256", metavar="HEX", help="Expected sha256 of the --segmenter file."),
+        click.option("--segmenter-sha256", metavar="HEX", help="Expected sha256 of the --segmenter checkpoint file."),
         click.option("--method", help="Attribution method (medcam list attributions); default: the checkpoint's "
                                       "spec 'attribution', else gradcam."),
         click.option("--target", help="Class to explain (name or index), or 'predicted' (the default: each "

@@ -202,7 +202,8 @@ class Explainer:
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str], segmenter: str | os.PathLike[str] | None = None,
                         *, device: str = "auto", sha256: str | None = None, segmenter_sha256: str | None = None,
                         **options: Any) -> "Explainer":
-        """Load a classifier checkpoint (and a segmenter checkpoint) written by ``medcam train`` / ``medcam.save``.
+        """Load a classifier checkpoint written by ``medcam train`` / ``medcam.save``, and a segmenter: a checkpoint,
+        a registered name such as ``lung_fields`` or a spec (:func:`medcam.segmenter_source.open_segmenter`).
 
         ``sha256`` / ``segmenter_sha256``: the files' expected digests (see :func:`medcam.load`).
 
@@ -212,7 +213,7 @@ class Explainer:
         """
         from ..checkpoint import load
         from ..engine.distributed import resolve_device
-        from ..model import MedcamModel, MedcamSegmenter
+        from ..model import MedcamModel
 
         where = resolve_device(device)
         model = load(checkpoint, map_location=where, sha256=sha256)
@@ -221,10 +222,9 @@ class Explainer:
                                   f"checkpoints with --segmenter")
         seg = None
         if segmenter is not None:
-            seg = load(segmenter, map_location=where, sha256=segmenter_sha256)
-            if not isinstance(seg, MedcamSegmenter):
-                raise CheckpointError(f"--segmenter '{segmenter}' holds a classifier, not a segmenter; --segmenter "
-                                      f"needs a segmenter checkpoint (medcam.build_segmenter + medcam.save)")
+            from ..segmenter_source import open_segmenter
+
+            seg = open_segmenter(segmenter, what="--segmenter", map_location=where, sha256=segmenter_sha256)
         return cls(model, segmenter=seg, **options)
 
     # -- names -------------------------------------------------------------------

@@ -269,3 +269,29 @@ def attention_resunet(in_chans: int = 3, num_classes: int = 1, base_channels: in
     from .attention_resunet import AttentionResUNet
 
     return AttentionResUNet(in_chans=in_chans, num_classes=num_classes, base_channels=base_channels, depth=depth)
+
+
+# ---------------------------------------------------------------------------
+# Training-free lung fields of chest radiographs
+# ---------------------------------------------------------------------------
+@describe(
+    summary="Training-free lung fields of frontal chest radiographs (contrast normalization, body mask, "
+            "marker-controlled watershed, thresholding, clean-up); no weights",
+    citation="Armato, Giger, MacMahon, Automated lung segmentation in digitized posteroanterior chest radiographs, "
+             "Academic Radiology 1998; Beucher, Meyer, The morphological approach to segmentation: the watershed "
+             "transformation, 1993; Zuiderveld, Contrast limited adaptive histogram equalization, "
+             "Graphics Gems IV 1994",
+    note="num_classes must be 1; any input size >= 32 px; CPU (numpy) pipeline, no gradient; "
+         "quality on the NIH sample in docs/segmentation.md",
+)
+def lung_fields(in_chans: int = 3, num_classes: int = 1, work_size: int = 256, temperature: float = 2.0) -> Any:
+    """Lung-field masks of chest radiographs without training (:mod:`medcam_seg.lung_fields`).
+
+    Args:
+        work_size: side of the square working image the pipeline runs at (pixels).
+        temperature: working-size pixels per logit unit; ``sigmoid > 0.5`` is the mask, a higher
+            threshold ``t`` shrinks it by ``temperature * log(t / (1 - t))`` pixels.
+    """
+    from .lung_fields import LungFields
+
+    return LungFields(in_chans=in_chans, num_classes=num_classes, work_size=work_size, temperature=temperature)

@@ -44,7 +44,7 @@ from medcam.attribution import normalize_maps, resize_maps
 from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
-from .regions import ReferenceSource, allowed_regions, check_rules, resolve_rules
+from .regions import MISSING_CLASSES, ReferenceSource, allowed_regions, check_rules, resolve_rules
 
 __all__ = ["AttentionBoxLoss", "MODES", "TARGETS"]
 
@@ -91,6 +91,8 @@ class AttentionBoxLoss(nn.Module):
         lam_min, lam_rate: the adaptive schedule (0.2, 0.023 in the seed).
         class_weights, label_smoothing: of the cross-entropy, as the ``ce`` loss.
         eps: added to the CAM energy.
+        missing_classes: a rule for a class the model does not have: ``"error"`` (default: catches
+            typos) or ``"ignore"`` (rules written for several tasks; the chest X-ray presets).
 
     Returns (called as ``loss(output, batch, model)``) ``{"ce": lambda * CE,
     "attention": (1 - lambda) * L_att}``.
@@ -103,13 +105,14 @@ class AttentionBoxLoss(nn.Module):
                  method: str = "gradcam", layer: int | None = None, target: str = "label", mode: str = "energy",
                  thresh: float = 0.3, sharpness: float = 20.0, lam: float = 0.5, adaptive: bool = False,
                  lam_min: float = 0.2, lam_rate: float = 0.023, class_weights: Sequence[float] | str | None = None,
-                 label_smoothing: float = 0.0, eps: float = 1e-8):
+                 label_smoothing: float = 0.0, eps: float = 1e-8, missing_classes: str = "error"):
         super().__init__()
         from medcam.build import build_attribution
         from medcam_basic.losses import CrossEntropy
 
         self.num_classes, self.multilabel = int(num_classes), bool(multilabel)
         self.rules = check_rules(rules)
+        self.missing_classes = _choice(missing_classes, MISSING_CLASSES, "missing_classes")
         self.target = _choice(target, TARGETS, "target")
         if self.multilabel and self.target == "predicted":
             raise SpecError("attention_box.target: 'predicted' is for single-label models; multi-label models "
@@ -162,7 +165,7 @@ class AttentionBoxLoss(nn.Module):
             if len(key) != self.num_classes:
                 raise SpecError(f"attention_box: the model has {len(key)} classes, the loss was built for "
                                 f"{self.num_classes}")
-            self._resolved = (key, resolve_rules(self.rules, key))
+            self._resolved = (key, resolve_rules(self.rules, key, missing=self.missing_classes))
         return self._resolved[1]
 
     def _pairs(self, labels: Tensor, logits: Tensor, rules: list[str | None]) -> tuple[Tensor, list[str], Tensor]:

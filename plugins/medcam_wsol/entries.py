@@ -31,6 +31,8 @@ NIH_BOX_CLASSES = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "M
 #: The attention seed's "nep" task (NIH task 'effusion_pneumothorax' in medcam.data).
 SEED_CLASSES = ["No Finding", "Effusion", "Pneumothorax"]
 SEED_RULES = {"Effusion": "lower", "Pneumothorax": "upper"}
+#: Where the chest X-ray attention presets get their lung boxes by default (no file needed).
+LUNG_SEGMENTER = "lung_fields"
 BUSI_CLASSES = ["normal", "benign", "malignant"]
 
 
@@ -96,17 +98,18 @@ def attention_box(num_classes: int, multilabel: bool, source: str = "segmenter",
                   layer: int | None = None, target: str = "label", mode: str = "energy", thresh: float = 0.3,
                   sharpness: float = 20.0, lam: float = 0.5, adaptive: bool = False, lam_min: float = 0.2,
                   lam_rate: float = 0.023, class_weights: list[float] | str | None = None,
-                  label_smoothing: float = 0.0, eps: float = 1e-8) -> Any:
-    """``source``: segmenter | boxes | mask; ``segmenter``: checkpoint path or segmenter spec;
+                  label_smoothing: float = 0.0, eps: float = 1e-8, missing_classes: str = "error") -> Any:
+    """``source``: segmenter | boxes | mask; ``segmenter``: checkpoint path, segmenter name or spec;
     ``rules``: {class: inside | upper | lower | outside | mask | null}; ``mode``: energy | ratio;
-    ``target``: label | predicted; lambda fixed (``lam``) or ``adaptive`` max(lam_min, 1 - lam_rate epoch)."""
+    ``target``: label | predicted; lambda fixed (``lam``) or ``adaptive`` max(lam_min, 1 - lam_rate epoch);
+    ``missing_classes``: error | ignore, for a rule whose class the model does not have."""
     from .attention import AttentionBoxLoss
 
     return AttentionBoxLoss(num_classes, multilabel, source=source, segmenter=segmenter,
                             segmenter_threshold=segmenter_threshold, rules=rules, method=method, layer=layer,
                             target=target, mode=mode, thresh=thresh, sharpness=sharpness, lam=lam,
                             adaptive=adaptive, lam_min=lam_min, lam_rate=lam_rate, class_weights=class_weights,
-                            label_smoothing=label_smoothing, eps=eps)
+                            label_smoothing=label_smoothing, eps=eps, missing_classes=missing_classes)
 
 
 # ---------------------------------------------------------------------- presets
@@ -129,9 +132,10 @@ pvt_wsol = _wsol("pvt_v2_b2", "SR method on PVT v2-B2 (fpm head on stages 3/4 + 
 
 
 def _attention(backbone: str, layer: int | None, summary: str) -> Preset:
-    loss = {"name": "attention_box", "source": "segmenter", "segmenter": None, "segmenter_threshold": 0.5,
+    loss = {"name": "attention_box", "source": "segmenter", "segmenter": LUNG_SEGMENTER, "segmenter_threshold": 0.5,
             "rules": dict(SEED_RULES), "method": "gradcam", "target": "predicted", "mode": "ratio",
-            "thresh": 0.3, "adaptive": True, "lam_min": 0.2, "lam_rate": 0.023}
+            "thresh": 0.3, "adaptive": True, "lam_min": 0.2, "lam_rate": 0.023,
+            "missing_classes": "ignore"}  # the rules serve the seed's three tasks (task=effusion has no Pneumothorax)
     if layer is not None:
         loss["layer"] = layer
     return Preset(
@@ -139,7 +143,8 @@ def _attention(backbone: str, layer: int | None, summary: str) -> Preset:
          "num_classes": len(SEED_CLASSES), "class_names": list(SEED_CLASSES),
          "loss": [loss], "attribution": {"name": "gradcam"} if layer is None else {"name": "gradcam", "layer": layer},
          "preprocess": {"size": [224, 224], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}},
-        summary=summary + "; set loss[0].segmenter to a lung segmenter checkpoint", citation=ATTENTION_CITATION,
+        summary=summary + f"; lung boxes from the training-free '{LUNG_SEGMENTER}' segmenter (a lung U-Net "
+                          f"checkpoint in loss[0].segmenter replaces it)", citation=ATTENTION_CITATION,
     )
 
 

@@ -20,7 +20,6 @@ or ``None`` (no attention term for that class, e.g. "No Finding").
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -31,11 +30,11 @@ from medcam.boxes import region_mask, union_box
 from medcam.errors import ShapeError, SpecError
 from medcam.registry import did_you_mean
 
-__all__ = ["RULES", "SOURCES", "ReferenceSource", "resolve_rules", "allowed_regions", "load_segmenter"]
+__all__ = ["RULES", "SOURCES", "MISSING_CLASSES", "ReferenceSource", "resolve_rules", "allowed_regions",
+           "load_segmenter"]
 
 RULES: tuple[str, ...] = ("inside", "upper", "lower", "outside", "mask")
 SOURCES: tuple[str, ...] = ("segmenter", "boxes", "mask")
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 
 
 def check_rules(rules: Mapping[str, Any] | None, where: str = "attention_box.rules") -> dict[str, str | None] | None:
@@ -53,13 +52,19 @@ def check_rules(rules: Mapping[str, Any] | None, where: str = "attention_box.rul
     return out
 
 
+#: What a rule for a class the model does not have does: ``error`` (a typo is caught) or ``ignore``
+#: (rules written for several tasks, e.g. the attention presets' Effusion and Pneumothorax rules on the
+#: Effusion-only task).
+MISSING_CLASSES: tuple[str, ...] = ("error", "ignore")
+
+
 def resolve_rules(rules: Mapping[str, str | None] | None, class_names: Sequence[str],
-                  where: str = "attention_box.rules") -> list[str | None]:
+                  where: str = "attention_box.rules", missing: str = "error") -> list[str | None]:
     """One rule (or ``None``) per class.
 
     ``rules=None`` gives every class ``"inside"``. Keys are class names (exact,
     else case-insensitive) or indices written as strings (``"1"``); a key that is
-    neither raises :class:`SpecError` with close matches.
+    neither raises :class:`SpecError` with close matches, or is skipped with ``missing="ignore"``.
     """
     k = len(class_names)
     if rules is None:
@@ -73,38 +78,31 @@ def resolve_rules(rules: Mapping[str, str | None] | None, class_names: Sequence[
             index = lowered[key.lower()]
         elif key.strip().lstrip("-").isdigit() and -k <= int(key) < k:
             index = int(key) % k
+        elif missing == "ignore":
+            continue
         else:
             raise SpecError(f"{where}: '{key}' is not a class of this model{did_you_mean(key, class_names)} "
-                            f"(classes: {', '.join(class_names)}; or use an index 0..{k - 1}); remove the rule "
-                            f"or set it to null")
+                            f"(classes: {', '.join(class_names)}; or use an index 0..{k - 1}); remove the rule, "
+                            f"set it to null, or set missing_classes: ignore")
         out[index] = rule
     return out
 
 
 def load_segmenter(segmenter: Any) -> nn.Module:
-    """A segmenter from a checkpoint path (``medcam.save`` of a segmenter) or a segmenter spec.
+    """A segmenter from a checkpoint path (``medcam.save`` of a segmenter), a registered name
+    (``lung_fields``: training-free lung fields) or a segmenter spec
+    (:func:`medcam.segmenter_source.open_segmenter`).
 
     A string that names an existing file, or ends in ``.pt``/``.pth``/``.ckpt``/``.bin``,
     is a checkpoint; any other string or mapping is a segmenter spec
-    (:func:`medcam.build_segmenter`; random weights unless the spec loads some).
+    (:func:`medcam.build_segmenter`; random weights unless the spec loads some or,
+    like ``lung_fields``, the segmenter needs none).
     """
-    from medcam.build import build_segmenter
-    from medcam.checkpoint import load
-    from medcam.model import MedcamSegmenter
+    from medcam.segmenter_source import open_segmenter
 
-    if isinstance(segmenter, (str, os.PathLike)):
-        path = Path(os.fspath(segmenter))
-        if path.is_file() or path.suffix.lower() in _CHECKPOINT_SUFFIXES:
-            if not path.is_file():
-                raise FileNotFoundError(f"attention_box.segmenter: checkpoint '{path}' does not exist")
-            net = load(path)
-            if not isinstance(net, MedcamSegmenter):
-                raise SpecError(f"attention_box.segmenter: '{path}' holds a {type(net).__name__}, not a segmenter "
-                                f"(build and train one as in docs/segmentation.md)")
-            return net
-    if isinstance(segmenter, (str, Mapping)):
-        return build_segmenter(segmenter)
-    raise SpecError(f"attention_box.segmenter: expected a checkpoint path or a segmenter spec, got {segmenter!r}")
+    if segmenter is not None and not isinstance(segmenter, (str, os.PathLike, Mapping)):
+        raise SpecError(f"attention_box.segmenter: expected a checkpoint path or a segmenter spec, got {segmenter!r}")
+    return open_segmenter(segmenter, what="attention_box.segmenter")
 
 
 class ReferenceSource(nn.Module):

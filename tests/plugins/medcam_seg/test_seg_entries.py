@@ -11,7 +11,8 @@ from medcam.registry import backbones, segmenters
 from medcam.spec import resolve_segmenter_spec
 from medcam_seg import entries
 
-SEGMENTERS = ["unet", "unet++", "fpn", "deeplabv3+", "tiramisu56", "tiramisu67", "tiramisu103", "attention_resunet"]
+SEGMENTERS = ["unet", "unet++", "fpn", "deeplabv3+", "tiramisu56", "tiramisu67", "tiramisu103", "attention_resunet",
+              "lung_fields"]
 ENCODERS = ["tiramisu56_encoder", "tiramisu67_encoder", "tiramisu103_encoder"]
 
 
@@ -58,7 +59,8 @@ def test_listing_and_info_import_no_model_code(tmp_path):
         "rows = segmenters.infos()\n"
         "info = backbones.info('tiramisu103_encoder')\n"
         "heavy = [m for m in ('torch', 'segmentation_models_pytorch', 'timm', 'medcam_seg.tiramisu',\n"
-        "         'medcam_seg.smp_nets', 'medcam_seg.attention_resunet') if m in sys.modules]\n"
+        "         'medcam_seg.smp_nets', 'medcam_seg.attention_resunet', 'medcam_seg.lung_fields', 'skimage',\n"
+        "         'scipy') if m in sys.modules]\n"
         "assert 'medcam_seg.entries' in sys.modules\n"
         "print(len(rows), heavy)\n"
     )

@@ -48,8 +48,15 @@ def test_presets_resolve(name):
         assert spec["class_names"][0] == "No Finding"
 
 
-def test_attention_preset_without_a_segmenter_says_what_to_set():
+def test_attention_presets_default_to_lung_fields_and_a_missing_segmenter_says_what_to_set():
     spec = resolve_model_spec("pvt_attention_box")
+    assert spec["loss"][0]["segmenter"] == "lung_fields"
+    assert "lung_fields" in models.info("pvt_attention_box")["summary"]
+    two = medcam.build_loss(spec, num_classes=2).parts[0]  # task=effusion: the Pneumothorax rule does not apply
+    assert two.class_rules(["No Finding", "Effusion"]) == [None, "lower"]
+    with pytest.raises(medcam.errors.SpecError, match="missing_classes: expected one of error, ignore"):
+        medcam.build_loss({"name": "attention_box", "missing_classes": "skip"}, num_classes=2)
+    spec = resolve_model_spec({"name": "pvt_attention_box", "loss": [{"name": "attention_box", "segmenter": None}]})
     with pytest.raises(medcam.errors.SpecError, match="segmenter checkpoint path"):
         medcam.build_loss(spec, num_classes=3)
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import medcam
 from medcam.boxes import union_box
-from medcam.errors import SpecError
+from medcam.errors import CheckpointError, SpecError
 from medcam_wsol.regions import ReferenceSource, allowed_regions, check_rules, load_segmenter, resolve_rules
 
 SEG_SPEC = {"name": "unet", "encoder": {"name": "tiny_cnn", "width": 4}, "decoder_channels": [16, 8, 8, 4],
@@ -28,6 +28,14 @@ def test_rules_resolution():
         check_rules({"Effusion": "lowr"})
     with pytest.raises(SpecError, match="mapping"):
         check_rules(["lower"])
+
+
+def test_rules_for_classes_the_model_lacks():
+    seed = {"Effusion": "lower", "Pneumothorax": "upper"}
+    with pytest.raises(SpecError, match="'Pneumothorax' is not a class .* or set missing_classes: ignore"):
+        resolve_rules(seed, ["No Finding", "Effusion"])
+    assert resolve_rules(seed, ["No Finding", "Effusion"], missing="ignore") == [None, "lower"]
+    assert resolve_rules(seed, CLASSES, missing="ignore") == [None, "lower", "upper"]
 
 
 def test_boxes_source_unions_boxes_and_falls_back_to_the_image():
@@ -77,7 +85,7 @@ def test_segmenter_from_a_spec_and_errors(tmp_path):
         ReferenceSource("segmenter", str(tmp_path / "missing.pt"))
     model_path = tmp_path / "model.pt"
     medcam.save(medcam.build_model("tiny_classifier"), model_path)
-    with pytest.raises(SpecError, match="not a segmenter"):
+    with pytest.raises(CheckpointError, match="not a segmenter"):
         load_segmenter(str(model_path))
     with pytest.raises(SpecError, match="did you mean 'segmenter'"):
         ReferenceSource("segmentor")
