@@ -23,13 +23,17 @@ from typing import Any, Mapping
 from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "RESUME_SAFE_KEYS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "CLASSIFIER_MONITORS",
+           "SEGMENTER_MONITORS", "RESUME_SAFE_KEYS"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("constant", "cosine", "linear", "step", "plateau")
 AMP_MODES = ("auto", "off", "fp16", "bf16")
-#: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule.
-MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+#: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule:
+#: a classifier's (the first is the default) and a segmenter's (medcam.metrics.segmentation).
+CLASSIFIER_MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+SEGMENTER_MONITORS = ("dice", "iou", "dice_per_image", "box_acc", "loss")
+MONITORS = tuple(dict.fromkeys(CLASSIFIER_MONITORS + SEGMENTER_MONITORS))
 #: Keys that may change between a run and its ``--resume`` (they do not change the result).
 RESUME_SAFE_KEYS = ("epochs", "progress", "num_workers", "device", "eval_batch_size")
 
@@ -66,7 +70,9 @@ class TrainConfig:
         balanced_sampler: draw every class equally often (sampling with replacement,
             ``N`` samples per epoch); single-label data only.
         monitor: metric that selects the best checkpoint, drives early stopping
-            and the ``plateau`` schedule (computed on the validation set).
+            and the ``plateau`` schedule (computed on the validation set); one of
+            :data:`CLASSIFIER_MONITORS` (default ``balanced_accuracy``) for a classifier,
+            :data:`SEGMENTER_MONITORS` for a segmenter (``dice`` when its spec is trained, see :meth:`for_spec`).
         monitor_mode: ``max``, ``min`` or ``auto`` (``min`` for ``loss``, else ``max``).
         early_stopping: stop after this many epochs without improvement (``None``: off).
         seed: seeds weights, data order, augmentation and dropout; the same seed
@@ -203,13 +209,15 @@ class TrainConfig:
 
         The spec's own ``train`` mapping (a preset's tuned optimizer and learning rate)
         is the base; the keys of ``config`` override it. A :class:`TrainConfig` given as
-        ``config`` is complete and used as it is.
+        ``config`` is complete and used as it is. A segmenter spec (one with a ``segmenter``
+        part) monitors ``dice`` unless told otherwise.
         """
         if isinstance(config, TrainConfig):
             return config
         if config is not None and not isinstance(config, Mapping):
             raise SpecError(f"train: expected a mapping of training settings, got {type(config).__name__}")
-        return cls.from_dict({**dict(spec.get("train") or {}), **dict(config or {})})
+        base = {"monitor": SEGMENTER_MONITORS[0]} if "segmenter" in spec else {}
+        return cls.from_dict({**base, **dict(spec.get("train") or {}), **dict(config or {})})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TrainConfig":

@@ -7,7 +7,8 @@
 * Box overlap: :func:`box_iou`, :func:`box_iobb`, :func:`best_box_overlap`.
 * ChestX-ray8 protocol (Wang et al., CVPR 2017): :func:`chestxray8_boxes`,
   :class:`ChestXray8Table`.
-* Segmentation masks: :func:`dice`, :func:`mask_iou`.
+* Segmentation masks: :func:`dice`, :func:`mask_iou`; a segmenter over a data set:
+  :func:`mask_stats`, :func:`segmentation_metrics`.
 * Streaming over a data loader: :class:`LocalizationAccumulator`.
 
 Definitions, sources and conventions: ``docs/metrics.md``.
@@ -21,4 +22,5 @@ from .classification import balanced_accuracy, classification_metrics, confusion
 from .iou import best_box_overlap, box_area, box_iobb, box_iou
 from .masks import dice, mask_iou
 from .pxap import pixel_iou_curves, pxap
+from .segmentation import mask_stats, segmentation_metrics
 from .wsol import box_iou_curves, gt_known_loc, max_box_acc, max_box_acc_v2, top1_loc, wsol_boxes
