@@ -9,9 +9,9 @@ does what these two commands do (docs/segmentation.md, "Training a segmenter"):
     medcam eval runs/unet_busi/best.pt --data ../shared/data/busi
 
 The spec (default ``examples/unet_spec.yaml``: U-Net on ``tiny_cnn``, greyscale
-128 x 128, Dice + BCE) is split train / val / test stratified by class and
-grouped by near-duplicate clusters; the best validation epoch (by pooled Dice)
-is scored on the held-out test images.
+64 x 64, Dice + BCE) trains on a train / val / test split stratified by class
+and grouped by near-duplicate clusters; the best validation epoch (by pooled
+Dice) is scored on the held-out test images.
 
 Data: Al-Dhabyani et al., Dataset of breast ultrasound images, Data in Brief 28 (2020) 104863.
 """
