@@ -36,7 +36,7 @@ _LAZY = {
     "FeatureInfo": "medcam.features",
     "FeatureLevel": "medcam.features",
     "resolve_model_spec": "medcam.spec",
-    "resolve_segmenter_spec": "medcam.spec",
+    "resolve_segmenter_spec": "medcam.spec_segmenter",
     "explain": "medcam.attribution",
     "registry": "medcam.registry",
     "errors": "medcam.errors",

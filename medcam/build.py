@@ -22,7 +22,8 @@ from .features import FeatureInfo
 from .loss import CompositeLoss
 from .model import MedcamModel, MedcamSegmenter
 from .registry import attributions, backbones, heads, losses, metrics, segmenters
-from .spec import resolve_model_spec, resolve_part, resolve_segmenter_spec, split_part
+from .spec import resolve_model_spec, resolve_part, split_part
+from .spec_segmenter import resolve_segmenter_spec
 
 __all__ = [
     "build_model",

@@ -12,6 +12,10 @@ Every registered loss factory returns an ``nn.Module`` called as::
 * ``model``: the :class:`~medcam.model.MedcamModel` (losses that re-run parts
   of it, such as attention or foreground-control terms, use it).
 
+A segmentation loss (registered with ``task="segmentation"``, e.g. ``dice``)
+is called the same way by a segmenter's trainer, with ``output`` the mask
+logits ``(B, K, H, W)`` and the masks in ``batch["mask"]``.
+
 A loss may also return a mapping of named scalar terms; their sum is its
 value and each term is logged as ``<loss name>.<term>``.
 

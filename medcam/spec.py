@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ._lazy import lazy_attributes
 from .errors import PluginError, SpecError, UnknownNameError
 from .limits import MAX_CLASSES, MAX_IN_CHANS
 from .registry import Registry, did_you_mean, get_registry, normalize_name
@@ -49,6 +50,9 @@ __all__ = [
     "resolve_part",
     "resolve_model_spec",
     "resolve_segmenter_spec",
+    "spec_kind",
+    "DEFAULT_SEGMENTER_LOSS",
+    "resolve_losses",
     "resolve_preprocess",
     "resolve_train",
     "resolve_display_names",
@@ -82,14 +86,6 @@ MODEL_KEYS: dict[str, str] = {
 
 #: Keys a resolved spec carries only when they are set.
 OPTIONAL_KEYS: tuple[str, ...] = ("name", "replace", "ensemble")
-
-#: Top-level keys of a segmenter spec.
-SEGMENTER_KEYS: dict[str, str] = {
-    "segmenter": "part spec of the segmenter (medcam list segmenters)",
-    "in_chans": "image channels: 1 or 3 (default 3)",
-    "num_classes": "mask channels (default 1: binary foreground)",
-    "preprocess": "how a raw image becomes the model input; see PREPROCESS_DEFAULTS",
-}
 
 #: Preprocessing keys, their defaults and meaning. ``mean``/``std`` default to what the
 #: backbone's declared pretrained weights expect (``medcam info <name>.in1k``), else ImageNet
@@ -436,16 +432,7 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
         if repeated:
             raise SpecError(f"class_names: '{repeated[0]}' appears twice; every class needs its own name "
                             f"(answers map names to probabilities)")
-    losses = spec.get("loss", [{"name": "ce"}])
-    if isinstance(losses, (str, Mapping)):
-        losses = [losses]
-    if not isinstance(losses, (list, tuple)) or not losses:
-        raise SpecError(f"loss: expected a non-empty list of loss specs, got {losses!r}")
-    resolved_losses = []
-    for i, part in enumerate(losses):
-        item = resolve_part("losses", part, f"loss[{i}]", extra_keys=("weight",))
-        weight = check_loss_weight(item.pop("weight", 1.0), f"loss[{i}].weight")
-        resolved_losses.append({"name": item.pop("name"), "weight": weight, **item})
+    resolved_losses = resolve_losses(spec.get("loss", [{"name": "ce"}]), segmenter=False)
     attribution = spec.get("attribution")
     out: dict[str, Any] = {}
     if spec.get("name"):
@@ -470,6 +457,37 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     return out
 
 
+def _is_segmentation_loss(name: str) -> bool:
+    return get_registry("losses").info(name).get("task") == "segmentation"
+
+
+def resolve_losses(raw: Any, *, segmenter: bool) -> list[dict[str, Any]]:
+    """The ``loss`` list of a model (``segmenter=False``) or segmenter spec, resolved.
+
+    Each item gets its combination ``weight`` (default 1) and every parameter.
+    Segmentation losses (registered with ``task="segmentation"``) read mask
+    logits and masks; the others read class logits and labels; a spec may only
+    use the kind that fits it.
+
+    Raises:
+        SpecError: not a non-empty list, a bad weight, or a loss of the other kind.
+    """
+    losses = [raw] if isinstance(raw, (str, Mapping)) else raw
+    if not isinstance(losses, (list, tuple)) or not losses:
+        raise SpecError(f"loss: expected a non-empty list of loss specs, got {raw!r}")
+    out = []
+    for i, part in enumerate(losses):
+        item = resolve_part("losses", part, f"loss[{i}]", extra_keys=("weight",))
+        if _is_segmentation_loss(item["name"]) != segmenter:
+            fits = [n for n in get_registry("losses").list() if _is_segmentation_loss(n) == segmenter]
+            what = "segmentation loss (mask logits vs masks)" if not segmenter else "classification loss"
+            raise SpecError(f"loss[{i}]: '{item['name']}' is a {what}; a {'segmenter' if segmenter else 'classifier'} "
+                            f"trains with {', '.join(fits)} (medcam info {item['name']})")
+        weight = check_loss_weight(item.pop("weight", 1.0), f"loss[{i}].weight")
+        out.append({"name": item.pop("name"), "weight": weight, **item})
+    return out
+
+
 def resolve_train(raw: Any, path: str = "train") -> dict[str, Any]:
     """Validate a spec's ``train`` mapping (the keys given, not every default).
 
@@ -487,23 +505,6 @@ def resolve_train(raw: Any, path: str = "train") -> dict[str, Any]:
     return _plain(dict(raw), path)
 
 
-def resolve_segmenter_spec(source: Any) -> dict[str, Any]:
-    """A fully resolved segmenter spec.
-
-    Accepts ``{"segmenter": {...}, "in_chans": 1, "num_classes": 1}`` or the
-    flat form ``{"name": "unet", "encoder": "resnet34", "in_chans": 1}``, where
-    the keys of :data:`SEGMENTER_KEYS` are lifted to the top level.
-    """
-    spec = load_spec(source)
-    if "segmenter" not in spec:
-        part = {k: v for k, v in spec.items() if k not in SEGMENTER_KEYS}
-        spec = {k: v for k, v in spec.items() if k in SEGMENTER_KEYS}
-        spec["segmenter"] = part
-    _check_keys(spec, SEGMENTER_KEYS, "")
-    in_chans = _positive_int(spec.get("in_chans", 3), "in_chans", MAX_IN_CHANS)
-    return {
-        "segmenter": resolve_part("segmenters", spec["segmenter"], "segmenter"),
-        "in_chans": in_chans,
-        "num_classes": _positive_int(spec.get("num_classes", 1), "num_classes", MAX_CLASSES),
-        "preprocess": resolve_preprocess(spec.get("preprocess"), in_chans),
-    }
+# Segmenter specs live in medcam.spec_segmenter (which imports this module); their names resolve here lazily.
+__getattr__, __dir__ = lazy_attributes(__name__, {name: "medcam.spec_segmenter" for name in (
+    "SEGMENTER_KEYS", "DEFAULT_SEGMENTER_LOSS", "spec_kind", "resolve_segmenter_spec")}, globals())

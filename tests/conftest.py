@@ -30,6 +30,14 @@ def nih_dir() -> Path:
     return _data_dir("nih_sample")
 
 
+@pytest.fixture(scope="session")
+def synthetic_busi(tmp_path_factory) -> Path:
+    """A generated BUSI-layout folder: 4 images per class, 40 x 40, with masks."""
+    from medcam.data.synthetic import write_busi_folder
+
+    return write_busi_folder(tmp_path_factory.mktemp("synthetic") / "busi", [4, 4, 4], size=40, seed=0)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     import torch

@@ -63,9 +63,10 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
                    "paths, training and data settings; docs/training.md). Names the summary file and the default "
                    "--out folder.")
 @click.option("--folds", type=int, help="k-fold cross-validation with K folds instead of one train/val/test split.")
-@click.option("--final", type=click.Choice(["ensemble", "refit", "none"]), default="ensemble", show_default=True,
-              help="With --folds: the one model the run ends with (DIR/model.pt): the fold models as an ensemble, "
-                   "or a model refit on all the data for the epoch count the folds chose.")
+@click.option("--final", type=click.Choice(["ensemble", "refit", "none"]),
+              help="With --folds: the one model the run ends with (DIR/model.pt): the fold models as an ensemble "
+                   "(default for classifiers), or a model refit on all the data for the epoch count the folds "
+                   "chose (default for segmenters).")
 @click.option("--refit", is_flag=True,
               help="After training, refit on train + val for the epoch count validation chose, and test that "
                    "model (DIR/model.pt). Without --folds; with --folds see --final.")
@@ -80,7 +81,8 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--balanced/--no-balanced", "balanced_sampler", default=None,
               help="Class-balanced sampling (default: on when the largest class is more than 1.5x the smallest).")
 @click.option("--early-stopping", type=int, help="Stop after this many epochs without improvement.")
-@click.option("--monitor", help="Validation metric for best checkpoint / early stopping (default balanced_accuracy).")
+@click.option("--monitor", help="Validation metric for best checkpoint / early stopping (default balanced_accuracy; "
+                                "dice for a segmenter).")
 @click.option("--amp", help="auto (default), off, fp16 or bf16.")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N.")
 @click.option("--workers", "num_workers", type=int, help="Data-loading worker processes (default 0).")
@@ -99,7 +101,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str | None, name: str | None,
-                  folds: int | None, final: str, refit: bool, resume: bool, config_file: str | None, augment: str,
+                  folds: int | None, final: str | None, refit: bool, resume: bool, config_file: str | None, augment: str,
                   val_fraction: float, test_fraction: float,
                   split_seed: int, cache_dir: str | None, groups: str | None, options: tuple[str, ...],
                   threads: int | None, quiet: bool, as_json: bool, **overrides: Any) -> None:
@@ -107,7 +109,9 @@ def train_command(spec: str, data_path: str, dataset: str | None, out_dir: str |
 
     Splits the data (stratified, seeded) into train / val / test, trains with
     validation after every epoch, keeps the best checkpoint, and reports the
-    test metrics of the best checkpoint. With --folds K, runs k-fold
+    test metrics of the best checkpoint. A segmenter spec (e.g. {name: unet,
+    encoder: resnet34}) trains on the data's masks (BUSI, images/ + masks/
+    folders) with Dice + BCE and reports Dice, IoU and box accuracy. With --folds K, runs k-fold
     cross-validation, reports mean +/- std over folds and ends with one model
     to serve, DIR/model.pt (--final). Multi-process:
     torchrun --nproc_per_node=N -m medcam train ...
@@ -192,7 +196,9 @@ def eval_command(checkpoint: str, data_path: str, dataset: str | None, options: 
                  batch_size: int | None, device: str, sha256: str | None, localization: bool,
                  methods: tuple[str, ...], target: str, faithfulness: bool, interval: float | None, quiet: bool,
                  as_json: bool) -> None:
-    """Classification metrics of CHECKPOINT on the images in --data (with --localization: its maps' localization)."""
+    """Classification metrics of CHECKPOINT on the images in --data (with --localization: its maps'
+    localization); for a segmenter checkpoint, Dice, IoU and box accuracy of its masks, overall and per
+    image class."""
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
         _quiet()
     from medcam.data.factory import parse_options

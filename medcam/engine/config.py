@@ -23,17 +23,20 @@ from typing import Any, Mapping
 from medcam.errors import SpecError
 from medcam.registry import did_you_mean
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "RESUME_SAFE_KEYS",
-           "PRETRAINED_DEFAULTS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "CLASSIFIER_MONITORS",
+           "SEGMENTER_MONITORS", "RESUME_SAFE_KEYS", "PRETRAINED_DEFAULTS"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("constant", "cosine", "linear", "step", "plateau")
 AMP_MODES = ("auto", "off", "fp16", "bf16")
-#: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule.
-MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+#: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule:
+#: a classifier's (the first is the default) and a segmenter's (medcam.metrics.segmentation).
+CLASSIFIER_MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
+SEGMENTER_MONITORS = ("dice", "iou", "dice_per_image", "box_acc", "loss")
+MONITORS = tuple(dict.fromkeys(CLASSIFIER_MONITORS + SEGMENTER_MONITORS))
 #: Defaults for a spec whose backbone starts from pretrained weights, under the spec's and the user's
 #: settings: a short warm-up, so the new head's first large gradients do not wreck the pretrained
-#: features (measured on BUSI with EfficientNet-Lite0, docs/training.md "Defaults").
+#: features (the pretrained Lite0 presets, measured in docs/results.md, train with it).
 PRETRAINED_DEFAULTS: dict[str, Any] = {"warmup_epochs": 0.5}
 #: Keys that may change between a run and its ``--resume`` (they do not change the result).
 RESUME_SAFE_KEYS = ("epochs", "progress", "num_workers", "device", "eval_batch_size")
@@ -73,7 +76,9 @@ class TrainConfig:
             (the default: on when the training set's largest class is more than 1.5x its
             smallest, :func:`medcam.engine.sampler.wants_balance`; the run header says which).
         monitor: metric that selects the best checkpoint, drives early stopping
-            and the ``plateau`` schedule (computed on the validation set).
+            and the ``plateau`` schedule (computed on the validation set); one of
+            :data:`CLASSIFIER_MONITORS` (default ``balanced_accuracy``) for a classifier,
+            :data:`SEGMENTER_MONITORS` for a segmenter (``dice`` when its spec is trained, see :meth:`for_spec`).
         monitor_mode: ``max``, ``min`` or ``auto`` (``min`` for ``loss``, else ``max``).
         early_stopping: stop after this many epochs without improvement (``None``: off).
         seed: seeds weights, data order, augmentation and dropout; the same seed
@@ -214,8 +219,9 @@ class TrainConfig:
 
         The spec's own ``train`` mapping (a preset's tuned optimizer and learning rate)
         is the base; the keys of ``config`` override it. Under both, a spec whose
-        backbone is ``pretrained`` gets :data:`PRETRAINED_DEFAULTS`. A :class:`TrainConfig`
-        given as ``config`` is complete and used as it is.
+        backbone is ``pretrained`` gets :data:`PRETRAINED_DEFAULTS`, and a segmenter spec
+        (one with a ``segmenter`` part) monitors ``dice`` without class balance unless told otherwise. A
+        :class:`TrainConfig` given as ``config`` is complete and used as it is.
         """
         if isinstance(config, TrainConfig):
             return config
@@ -224,6 +230,8 @@ class TrainConfig:
         backbone = spec.get("backbone")
         pretrained = isinstance(backbone, Mapping) and backbone.get("pretrained") is True
         base = dict(PRETRAINED_DEFAULTS) if pretrained else {}
+        if "segmenter" in spec:  # images of a class without lesions are not oversampled unless asked
+            base.update(monitor=SEGMENTER_MONITORS[0], balanced_sampler=False)
         return cls.from_dict({**base, **dict(spec.get("train") or {}), **dict(config or {})})
 
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,8 @@ from medcam.metrics.classification import classification_metrics
 from .batch import class_names_of, to_device
 from .distributed import DistContext
 
-__all__ = ["Predictions", "predict", "evaluate", "default_collate"]
+__all__ = ["Predictions", "predict", "evaluate", "default_collate", "autocast_context", "eval_batches",
+           "gather_in_order"]
 
 
 def default_collate() -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
@@ -49,10 +50,40 @@ class Predictions:
     loss: float
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def eval_batches(model: nn.Module, dataset: Dataset, indices: Sequence[int], *, batch_size: int,
+                 device: torch.device, num_workers: int = 0, collate_fn: Callable[..., Any] | None = None,
+                 progress: bool = False, desc: str = "eval") -> Iterator[dict[str, Any]]:
+    """The items ``indices`` of ``dataset`` in batches on ``device``, with ``model`` in eval mode meanwhile.
+
+    The model's train/eval mode is restored when the iteration ends (or stops early).
+    """
+    loader = DataLoader(Subset(dataset, list(indices)), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, collate_fn=collate_fn or default_collate())
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(loader, desc=desc, leave=False, disable=not show_bar(progress), file=sys.stderr,
+                          dynamic_ncols=True):
+            yield to_device(batch, device)
+    finally:
+        model.train(was_training)
+
+
+def gather_in_order(dist: DistContext, rows: Sequence[Tensor], indices: Sequence[int], total: float
+                    ) -> tuple[list[Tensor], float]:
+    """Every process's ``rows`` (one tensor per quantity, a row per item of ``indices``) in data-set order,
+    and the sum of their ``total``."""
+    parts = dist.gather((*rows, torch.tensor(list(indices), dtype=torch.long), total))
+    k = len(rows)
+    order = torch.cat([p[k] for p in parts]).argsort()
+    return [torch.cat([p[i] for p in parts if p[i].numel()])[order] for i in range(k)], sum(p[k + 1] for p in parts)
 
 
 @torch.no_grad()
@@ -75,42 +106,26 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, device:
     if n == 0:
         raise DataError("cannot evaluate on an empty data set")
     dist = dist or DistContext()
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
+    device = torch.device(device if device is not None else next(model.parameters()).device)
     multilabel = bool(getattr(model, "multilabel", False))
     indices = list(range(dist.rank, n, dist.world_size))
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_fn or default_collate())
-    was_training = model.training
-    model.eval()
     probs, labels = [], []
     loss_sum = 0.0
-    try:
-        bar = tqdm(loader, desc=desc, leave=False, disable=not show_bar(progress and dist.is_main), file=sys.stderr,
-                   dynamic_ncols=True)
-        for batch in bar:
-            batch = to_device(batch, device)
-            with _autocast(device, amp_dtype):
-                logits = model(batch["image"]).logits
-            logits = logits.float()
-            y = batch["label"]
-            if multilabel:
-                loss_sum += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum"))
-                probs.append(torch.sigmoid(logits).cpu())
-            else:
-                loss_sum += float(F.cross_entropy(logits, y.long(), reduction="sum"))
-                probs.append(torch.softmax(logits, dim=1).cpu())
-            labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    local = (torch.cat(probs) if probs else torch.zeros(0), torch.cat(labels) if labels else torch.zeros(0),
-             torch.tensor(indices, dtype=torch.long), loss_sum)
-    parts = dist.gather(local)
-    order = torch.cat([p[2] for p in parts]).argsort()
-    all_probs = torch.cat([p[0] for p in parts if p[0].numel()])[order]
-    all_labels = torch.cat([p[1] for p in parts if p[1].numel()])[order]
-    total_loss = sum(p[3] for p in parts)
+    for batch in eval_batches(model, dataset, indices, batch_size=batch_size, device=device, num_workers=num_workers,
+                              collate_fn=collate_fn, progress=progress and dist.is_main, desc=desc):
+        with autocast_context(device, amp_dtype):
+            logits = model(batch["image"]).logits
+        logits = logits.float()
+        y = batch["label"]
+        if multilabel:
+            loss_sum += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum"))
+            probs.append(torch.sigmoid(logits).cpu())
+        else:
+            loss_sum += float(F.cross_entropy(logits, y.long(), reduction="sum"))
+            probs.append(torch.softmax(logits, dim=1).cpu())
+        labels.append(y.cpu())
+    local = [torch.cat(probs) if probs else torch.zeros(0), torch.cat(labels) if labels else torch.zeros(0)]
+    (all_probs, all_labels), total_loss = gather_in_order(dist, local, indices, loss_sum)
     divisor = n * all_probs.shape[1] if multilabel else n
     return Predictions(probs=all_probs, labels=all_labels, loss=total_loss / divisor)
 

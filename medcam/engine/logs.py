@@ -46,8 +46,12 @@ def _slug(text: str) -> str:
 
 def run_tag(spec: Mapping[str, Any], config: TrainConfig) -> str:
     """``<model>_<H>px_<optimizer>_lr<lr>_bs<batch>_ep<epochs>_seed<seed>`` (file-name safe)."""
-    model = spec.get("name") or spec.get("backbone", {}).get("name", "model")
-    backbone = spec.get("backbone", {}).get("name")
+    part = spec.get("backbone") or spec.get("segmenter") or {}
+    model = spec.get("name") or part.get("name", "model")
+    backbone = part.get("name")
+    encoder = part.get("encoder") if "segmenter" in spec else None
+    if encoder:  # a segmenter on a backbone: unet-resnet34
+        backbone = encoder if isinstance(encoder, str) else encoder.get("name", "encoder")
     if backbone and backbone != model:
         model = f"{model}-{backbone}"
     h, w = spec.get("preprocess", {}).get("size", [0, 0])
@@ -66,7 +70,10 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def format_metrics(metrics: Mapping[str, Any], class_names: Sequence[str] | None = None) -> str:
-    """Multi-line text of a :func:`~medcam.metrics.classification.classification_metrics` dict."""
+    """Multi-line text of a :func:`~medcam.metrics.classification.classification_metrics` dict
+    (or of a :func:`~medcam.metrics.segmentation.segmentation_metrics` one)."""
+    if "dice" in metrics:
+        return format_segmentation_metrics(metrics)
     lines = [f"n={metrics.get('n')}  accuracy={_num(metrics.get('accuracy'))}  "
              f"balanced_accuracy={_num(metrics.get('balanced_accuracy'))}  auc={_num(metrics.get('auc'))}  "
              f"macro_f1={_num(metrics.get('macro_f1'))}"
@@ -88,6 +95,29 @@ def format_metrics(metrics: Mapping[str, Any], class_names: Sequence[str] | None
         for name, row in zip(names, cm):
             lines.append(f"  {name:<{width}}  " + "  ".join(f"{v:>{col}}" for v in row))
     return "\n".join(lines)
+
+
+def format_segmentation_metrics(metrics: Mapping[str, Any]) -> str:
+    """Multi-line text of a :func:`~medcam.metrics.segmentation.segmentation_metrics` dict: overall, then per class."""
+    keys = (("dice", "dice"), ("iou", "iou"), ("dice_img", "dice_per_image"), ("iou_img", "iou_per_image"),
+            ("box_acc", "box_acc"), ("box_iou", "box_iou"), ("empty_acc", "empty_acc"))
+    rows = {"all images": metrics, **(metrics.get("per_class") or {})}
+    width = max(10, *(len(n) for n in rows))
+    lines = ([f"n={metrics.get('n')} ({metrics.get('n_with_mask')} with foreground)  dice={_num(metrics.get('dice'))}  "
+              f"iou={_num(metrics.get('iou'))}  box_acc={_num(metrics.get('box_acc'))}"
+              + (f"  loss={_num(metrics.get('loss'))}" if metrics.get("loss") is not None else ""),
+              f"  {'images':<{width}}  {'n':>5}  {'w/ mask':>7}  " + "  ".join(f"{h:>9}" for h, _ in keys)])
+    for name, row in rows.items():
+        lines.append(f"  {name:<{width}}  {row['n']:>5}  {row['n_with_mask']:>7}  "
+                     + "  ".join(f"{_num(row.get(k)):>9}" for _, k in keys))
+    return "\n".join(lines)
+
+
+#: Columns of the summary's per-epoch table: ``(header, record part, metric)``.
+CLASSIFIER_COLUMNS = (("train_loss", "train", "loss"), ("train_acc", "train", "accuracy"), ("val_loss", "val", "loss"),
+                      ("val_acc", "val", "accuracy"), ("val_bacc", "val", "balanced_accuracy"), ("val_auc", "val", "auc"))
+SEGMENTER_COLUMNS = (("train_loss", "train", "loss"), ("train_dice", "train", "mean_dice"), ("val_loss", "val", "loss"),
+                     ("val_dice", "val", "dice"), ("val_iou", "val", "iou"), ("val_box_acc", "val", "box_acc"))
 
 
 class RunFiles:
@@ -114,15 +144,13 @@ class RunFiles:
         lines.append("training: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
         if data:
             lines.append("data: " + ", ".join(f"{k}={v}" for k, v in data.items()))
-        lines += ["", f"{'epoch':>5}  {'lr':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>8}  "
-                      f"{'val_acc':>7}  {'val_bacc':>8}  {'val_auc':>7}  {'time_s':>6}"]
+        columns = SEGMENTER_COLUMNS if "segmenter" in spec else CLASSIFIER_COLUMNS
+        lines += ["", f"{'epoch':>5}  {'lr':>9}  " + "".join(f"{h:>{len(h)}}  " for h, _, _ in columns)
+                  + f"{'time_s':>6}"]
         for r in history:
-            val = r.get("val") or {}
             mark = "  *" if best and r["epoch"] == best.get("epoch") else ""
-            lines.append(f"{r['epoch']:>5}  {r['lr']:>9.3g}  {_num(r['train'].get('loss')):>10}  "
-                         f"{_num(r['train'].get('accuracy')):>9}  {_num(val.get('loss')):>8}  "
-                         f"{_num(val.get('accuracy')):>7}  {_num(val.get('balanced_accuracy')):>8}  "
-                         f"{_num(val.get('auc')):>7}  {r['time_s']:>6.1f}{mark}")
+            cells = "".join(f"{_num((r.get(part) or {}).get(key)):>{len(h)}}  " for h, part, key in columns)
+            lines.append(f"{r['epoch']:>5}  {r['lr']:>9.3g}  {cells}{r['time_s']:>6.1f}{mark}")
         if best and best.get("metrics"):
             lines += ["", f"best epoch {best['epoch']} by {config.monitor} ({config.mode}) on the validation set:",
                       format_metrics(best["metrics"])]

@@ -28,6 +28,7 @@ from medcam.errors import SpecError
 
 from .config import TrainConfig
 from .distributed import DistContext
+from .seg_trainer import trainer_for
 from .trainer import Callback, FitResult, Trainer
 
 __all__ = ["FINAL_MODES", "choose_epochs", "refit", "save_fold_ensemble", "finish_folds"]
@@ -94,8 +95,8 @@ def refit(spec: Any, config: TrainConfig | Mapping[str, Any] | None, train_set: 
     if not 1 <= int(epochs) <= cfg.epochs:
         raise SpecError(f"refit: epochs must be in 1..{cfg.epochs} (the schedule's length), got {epochs}")
     cfg = cfg.replace(early_stopping=None)
-    trainer = Trainer(spec, cfg, out_dir=out_dir, callbacks=callbacks, data_info=data_info, dist=dist,
-                      run_name=run_name)
+    trainer = trainer_for(spec)(spec, cfg, out_dir=out_dir, callbacks=callbacks, data_info=data_info, dist=dist,
+                                run_name=run_name)
     fit = trainer.fit(train_set, None, resume=resume, stop_after=int(epochs))
     return trainer, fit
 

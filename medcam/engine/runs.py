@@ -11,6 +11,10 @@ the same way::
 The model spec's ``num_classes``, ``class_names`` and ``multilabel`` are set
 from the data set (a spec that names other classes is an error), and its
 ``preprocess`` settings tell the data set how to size the images.
+
+A segmenter spec (:func:`medcam.spec.spec_kind`) runs the same way on a data set
+with masks, trained by :class:`~medcam.engine.seg_trainer.SegmenterTrainer` and
+scored with Dice, IoU and box accuracy (:mod:`medcam.metrics.segmentation`).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from medcam.errors import CheckpointError, DataError, SpecError
 from .config import TrainConfig
 from .distributed import DistContext
 from .logs import atomic_write_text, format_metrics, run_tag
+from .seg_trainer import trainer_for
 from .trainer import Callback, Trainer
 
 __all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec", "train_on_folder", "cross_validate",
@@ -36,6 +41,14 @@ __all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec",
 
 #: Metrics summarized as mean +/- std over folds.
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "auc", "macro_f1", "loss")
+#: The same for a segmenter, and the per-class scores summarized for each kind.
+SEGMENTER_SCALAR_METRICS = ("dice", "iou", "dice_per_image", "box_acc", "loss")
+PER_CLASS_METRICS = {"model": ("precision", "recall", "f1", "auc"), "segmenter": ("dice", "iou", "box_acc")}
+#: Columns of the k-fold table in cv_summary.txt: ``(header, metric)``.
+CV_COLUMNS = {"model": (("accuracy", "accuracy"), ("bal_acc", "balanced_accuracy"), ("auc", "auc"),
+                        ("macro_f1", "macro_f1"), ("loss", "loss")),
+              "segmenter": (("dice", "dice"), ("iou", "iou"), ("dice_img", "dice_per_image"),
+                            ("box_acc", "box_acc"), ("loss", "loss"))}
 
 
 @dataclass
@@ -88,14 +101,31 @@ def open_dataset(data: DataConfig, spec: Mapping[str, Any]) -> Any:
     return dataset
 
 
+def _kind(spec: Mapping[str, Any]) -> str:
+    """``"segmenter"`` or ``"model"`` for a resolved spec."""
+    return "segmenter" if "segmenter" in spec else "model"
+
+
 def fit_spec_to_data(spec_source: Any, dataset: Any) -> dict[str, Any]:
-    """The resolved model spec with ``num_classes``, ``class_names`` and ``multilabel`` of ``dataset``.
+    """The resolved model spec with ``num_classes``, ``class_names`` and ``multilabel`` of ``dataset``;
+    for a segmenter spec, the resolved spec once ``dataset`` is known to have masks.
 
     Raises:
-        SpecError: the spec names class names that differ from the data set's.
+        SpecError: the spec names class names that differ from the data set's; a segmenter
+            spec with more than one mask channel.
+        DataError: a segmenter spec on a data set without masks.
     """
     from medcam.spec import load_spec, resolve_model_spec
+    from medcam.spec_segmenter import resolve_segmenter_spec, spec_kind
 
+    if spec_kind(spec_source) == "segmenter":
+        from .seg_evaluate import require_masks
+        from .seg_trainer import check_segmenter_classes
+
+        require_masks(dataset, str(getattr(dataset, "root", None) or "the data set"))
+        resolved = resolve_segmenter_spec(spec_source)
+        check_segmenter_classes(resolved)
+        return resolved
     raw = load_spec(spec_source)
     names = [str(c) for c in dataset.class_names]
     given = raw.get("class_names")
@@ -110,9 +140,13 @@ def fit_spec_to_data(spec_source: Any, dataset: Any) -> dict[str, Any]:
 
 
 def provisional_spec(spec_source: Any) -> dict[str, Any]:
-    """The spec resolved for its ``preprocess``, ``in_chans`` and ``train`` only (classes come from the data later)."""
+    """The spec resolved for its ``preprocess``, ``in_chans`` and ``train`` only (classes come from the data later);
+    a segmenter spec is resolved as it is."""
     from medcam.spec import load_spec, resolve_model_spec
+    from medcam.spec_segmenter import resolve_segmenter_spec, spec_kind
 
+    if spec_kind(spec_source) == "segmenter":
+        return resolve_segmenter_spec(spec_source)
     raw = load_spec(spec_source)
     raw["class_names"] = None  # None, not absent: a preset's class names would clash with the provisional count
     raw["display_names"] = None  # they need the data's class names
@@ -211,7 +245,8 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     parts = _split(full, data)
     sizes = {k: len(v) for k, v in parts["indices"].items()}
     info = _data_info(data, full, sizes)
-    trainer = Trainer(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist, run_name=run_name)
+    trainer = trainer_for(resolved)(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist,
+                                    run_name=run_name)
     fit = trainer.fit(parts["train"], parts["val"], resume=resume)
     trainer.load_best()
     refit_info = None
@@ -267,14 +302,15 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
     return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
 
 
-def _summarize_folds(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+def _summarize_folds(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str], kind: str = "model"
+                     ) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for key in SCALAR_METRICS:
+    for key in (SEGMENTER_SCALAR_METRICS if kind == "segmenter" else SCALAR_METRICS):
         m, s = mean_std([r.get(key) for r in rows])
         summary[key] = {"mean": m, "std": s}
     for name in class_names:
-        for key in ("precision", "recall", "f1", "auc"):
-            m, s = mean_std([r["per_class"][name][key] for r in rows])
+        for key in PER_CLASS_METRICS[kind]:  # a fold without images of a class has no row for it
+            m, s = mean_std([(r["per_class"].get(name) or {}).get(key) for r in rows])
             summary[f"{name}.{key}"] = {"mean": m, "std": s}
     return summary
 
@@ -297,17 +333,18 @@ def _final_text(final: Mapping[str, Any] | None, monitor: str) -> list[str]:
 
 
 def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: int,
-             final: Mapping[str, Any] | None = None, monitor: str = "balanced_accuracy") -> str:
+             final: Mapping[str, Any] | None = None, monitor: str = "balanced_accuracy", kind: str = "model") -> str:
+    columns = CV_COLUMNS[kind]
     lines = [f"{k}-fold cross-validation: metrics of each fold's final model on its held-out fold", "",
-             f"{'fold':>4}  {'n':>5}  {'accuracy':>8}  {'bal_acc':>7}  {'auc':>6}  {'macro_f1':>8}  {'loss':>6}"]
+             f"{'fold':>4}  {'n':>5}  " + "  ".join(f"{h:>{max(6, len(h))}}" for h, _ in columns)]
 
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:.4f}"
 
     for f in folds:
         m = f["val"]
-        lines.append(f"{f['fold']:>4}  {m['n']:>5}  {num(m['accuracy']):>8}  {num(m['balanced_accuracy']):>7}  "
-                     f"{num(m['auc']):>6}  {num(m['macro_f1']):>8}  {num(m['loss']):>6}")
+        lines.append(f"{f['fold']:>4}  {m['n']:>5}  "
+                     + "  ".join(f"{num(m.get(key)):>{max(6, len(h))}}" for h, key in columns))
     lines.append("")
     lines.append("mean +/- std (sample std over folds):")
     for key, row in summary.items():
@@ -319,7 +356,7 @@ def _cv_text(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], k: 
 
 def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[str, Any] | None,
                    out_dir: str | Path | None, *, folds: int = 5, resume: bool = False,
-                   callbacks: Sequence[Callback] = (), dist: DistContext | None = None, final: str = "ensemble",
+                   callbacks: Sequence[Callback] = (), dist: DistContext | None = None, final: str | None = None,
                    name: str | None = None) -> dict[str, Any]:
     """Stratified k-fold cross-validation: train one model per fold in ``out_dir/fold<i>``, then one to serve.
 
@@ -329,9 +366,9 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
     layout fixes (e.g. a ``test/`` folder) is held out of every fold and scored
     as well. Then the run ends with one model, ``out_dir/model.pt``
     (:func:`medcam.engine.refit.finish_folds`): ``final="ensemble"`` (the fold
-    models, logits averaged), ``"refit"`` (trained on every non-test image for
-    the epoch count with the best mean validation metric over the folds) or
-    ``"none"``. Writes ``cv_results.json`` and ``cv_summary.txt`` with per-fold
+    models, logits averaged; the default for classifiers), ``"refit"`` (trained
+    on every non-test image for the epoch count with the best mean validation
+    metric over the folds; the default, and the only one, for segmenters) or ``"none"``. Writes ``cv_results.json`` and ``cv_summary.txt`` with per-fold
     results, mean +/- std and which final model was made.
 
     Args:
@@ -343,12 +380,18 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
     """
     from .refit import FINAL_MODES, finish_folds
 
+    provisional = provisional_spec(spec)
+    kind = _kind(provisional)
+    if final is None:
+        final = "refit" if kind == "segmenter" else "ensemble"
     if final not in FINAL_MODES:
         from medcam.registry import did_you_mean
 
         raise SpecError(f"final: unknown value {final!r}{did_you_mean(str(final), FINAL_MODES)} "
                         f"(choices: {', '.join(FINAL_MODES)})")
-    provisional = provisional_spec(spec)
+    if kind == "segmenter" and final == "ensemble":
+        raise SpecError("final: a fold ensemble averages classifier logits; end a segmenter's k-fold run with "
+                        "--final refit or --final none")
     cfg = TrainConfig.for_spec(provisional, config)
     dist = dist or DistContext.from_env(cfg.device)
     full = open_dataset(data, provisional)
@@ -367,8 +410,9 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
         test = full.subset(part["test"], augment=None) if part["test"] else None
         sizes = {k: len(v) for k, v in part.items()}
         info = {**_data_info(data, full, sizes), "fold": i + 1, "folds": folds}
-        trainer = Trainer(resolved, cfg, out_dir=out / f"fold{i + 1}", callbacks=callbacks, data_info=info, dist=dist,
-                          run_name=f"{run_name}_fold{i + 1}" if run_name else None)
+        trainer = trainer_for(resolved)(resolved, cfg, out_dir=out / f"fold{i + 1}", callbacks=callbacks,
+                                        data_info=info, dist=dist,
+                                        run_name=f"{run_name}_fold{i + 1}" if run_name else None)
         if dist.is_main and cfg.progress:
             trainer.log(f"fold {i + 1}/{folds}: {sizes['train']} training, {sizes['val']} held-out images")
         histories.append(trainer.fit(train, val, resume=resume).history)
@@ -384,20 +428,32 @@ def cross_validate(spec: Any, data: DataConfig, config: TrainConfig | Mapping[st
                                        data_info={**_data_info(data, full, sizes), "folds": folds},
                                        callbacks=callbacks, dist=dist, resume=resume, run_name=run_name)
         if parts[0]["test"]:
-            from .evaluate import evaluate
-
-            finished["test"] = evaluate(model, full.subset(parts[0]["test"], augment=None),
-                                        batch_size=cfg.eval_batch, progress=cfg.progress, desc="final on test",
-                                        class_names=resolved["class_names"])
-    names = list(resolved["class_names"])
+            finished["test"] = _evaluate(model, full.subset(parts[0]["test"], augment=None),
+                                         batch_size=cfg.eval_batch, progress=cfg.progress, desc="final on test",
+                                         class_names=list(full.class_names))
+    names = list(full.class_names)
     result = {"out": str(out), "name": run_name, "folds": rows,
-              "mean_std": _summarize_folds([r["val"] for r in rows], names),
-              "test_mean_std": (_summarize_folds([r["test"] for r in rows], names) if rows and rows[0]["test"]
+              "mean_std": _summarize_folds([r["val"] for r in rows], names, kind),
+              "test_mean_std": (_summarize_folds([r["test"] for r in rows], names, kind) if rows and rows[0]["test"]
                                 else None), "final": finished, "spec": resolved}
     if dist.is_main:
         atomic_write_text(out / "cv_results.json", json.dumps(result, indent=2) + "\n")
-        atomic_write_text(out / "cv_summary.txt", _cv_text(rows, result["mean_std"], folds, finished, cfg.monitor))
+        atomic_write_text(out / "cv_summary.txt", _cv_text(rows, result["mean_std"], folds, finished, cfg.monitor,
+                                                           kind))
     return result
+
+
+def _evaluate(model: Any, dataset: Any, **kwargs: Any) -> dict[str, Any]:
+    """Classification metrics of a model, or segmentation metrics of a segmenter, on ``dataset``."""
+    from medcam.model import MedcamSegmenter
+
+    if isinstance(model, MedcamSegmenter):
+        from .seg_evaluate import evaluate_segmenter
+
+        return evaluate_segmenter(model, dataset, **kwargs)
+    from .evaluate import evaluate
+
+    return evaluate(model, dataset, **kwargs)
 
 
 def eval_subset(checkpoint: str | Path, model: Any, data: DataConfig, split: str = "auto") -> tuple[Any, str]:
@@ -416,6 +472,8 @@ def eval_subset(checkpoint: str | Path, model: Any, data: DataConfig, split: str
     Returns:
         ``(dataset without augmentation, split name)``.
     """
+    from medcam.model import MedcamSegmenter
+
     choices = ("auto", "all", "train", "val", "test")
     if split not in choices:
         from medcam.registry import did_you_mean
@@ -443,7 +501,11 @@ def eval_subset(checkpoint: str | Path, model: Any, data: DataConfig, split: str
                                                              and Path(trained["cache_dir"]).is_dir() else None)})
     full = open_dataset(data, model.spec)
     names = list(full.class_names)
-    if model.spec.get("class_names") and list(model.spec["class_names"]) != names:
+    if isinstance(model, MedcamSegmenter):
+        from .seg_evaluate import require_masks
+
+        require_masks(full, str(data.path))
+    elif model.spec.get("class_names") and list(model.spec["class_names"]) != names:
         raise DataError(f"{data.path}: classes {names} do not match the checkpoint's {model.spec['class_names']}")
     if split == "all":
         return full.with_augment(None), split
@@ -464,14 +526,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data: DataConfig, *, split: str 
         sha256: the checkpoint file's expected digest (see :func:`medcam.load`).
 
     Returns:
-        ``{"checkpoint", "split", "n", "metrics"}``.
+        ``{"checkpoint", "kind", "split", "n", "metrics"}``: classification metrics of a classifier
+        (``kind`` "model"), Dice, IoU and box accuracy (:mod:`medcam.metrics.segmentation`) of a
+        segmenter (``kind`` "segmenter").
     """
     import medcam
     from medcam.engine.distributed import resolve_device
-    from medcam.engine.evaluate import evaluate
+    from medcam.model import MedcamSegmenter
 
     dev = resolve_device(device)
     model = medcam.load(checkpoint, map_location=dev, sha256=sha256)
     subset, split = eval_subset(checkpoint, model, data, split)
-    metrics = evaluate(model, subset, batch_size=batch_size, device=dev, progress=progress, desc=f"eval {split}")
-    return {"checkpoint": str(checkpoint), "split": split, "n": len(subset), "metrics": metrics}
+    metrics = _evaluate(model, subset, batch_size=batch_size, device=dev, progress=progress, desc=f"eval {split}")
+    return {"checkpoint": str(checkpoint), "kind": "segmenter" if isinstance(model, MedcamSegmenter) else "model",
+            "split": split, "n": len(subset), "metrics": metrics}

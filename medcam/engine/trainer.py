@@ -44,7 +44,7 @@ from medcam.checkpoint import read_checkpoint, save
 from medcam.errors import CheckpointError, DataError, SpecError, TrainingError
 
 from .batch import class_counts, class_names_of, labels_of, to_device
-from .config import TrainConfig
+from .config import CLASSIFIER_MONITORS, TrainConfig
 from .distributed import DistContext
 from .evaluate import default_collate, evaluate
 from .logs import RunFiles, run_tag
@@ -166,17 +166,15 @@ class Trainer:
         self.dist = dist or DistContext.from_env(self.config.device)
         self.device = self.dist.device
         seed_everything(self.config.seed)
-        if isinstance(model, nn.Module):
-            self.model = model
-        else:
-            from medcam.build import build_model
-
-            self.model = build_model(model)
+        self.model = model if isinstance(model, nn.Module) else self._build(model)
         if not hasattr(self.model, "spec"):
             raise SpecError("Trainer needs a model built by medcam.build_model (it has no .spec)")
         if self.model.spec.get("ensemble"):
             raise SpecError("ensemble: an ensemble is made of trained models (medcam train --folds K --final ensemble, "
                             "or medcam.ensemble.ensemble_of), not trained as one; remove 'ensemble' from the spec")
+        if self.config.monitor not in self.monitors:
+            raise SpecError(f"train.monitor: '{self.config.monitor}' is not a metric of this model; it monitors "
+                            f"{', '.join(self.monitors)}")
         self.model.to(self.device)
         self.callbacks = list(callbacks)
         self.data_info = dict(data_info or {})
@@ -202,6 +200,41 @@ class Trainer:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    #: Validation metrics ``config.monitor`` may name.
+    monitors: tuple[str, ...] = CLASSIFIER_MONITORS
+    #: The name of the training score :meth:`_correct` adds up (logged per epoch next to the loss).
+    train_score: str = "accuracy"
+    train_score_label: str = "acc"
+
+    # ------------------------------------------------------------------ what a kind of model changes
+    @staticmethod
+    def _build(spec: Any) -> nn.Module:
+        """The model of a spec (a classifier here; :class:`~medcam.engine.seg_trainer.SegmenterTrainer` builds segmenters)."""
+        from medcam.build import build_model
+
+        return build_model(spec)
+
+    def _forward(self, batch: Mapping[str, Any], needs_features: bool) -> Any:
+        """The training forward pass: the model's output the loss reads."""
+        return self.net(batch["image"], batch["label"], return_features=needs_features)
+
+    def _correct(self, output: Any, batch: Mapping[str, Any]) -> float:
+        """Sum over the batch of each item's :attr:`train_score` (here accuracy: 1 correct, 0 wrong)."""
+        logits = output.logits.detach().float()
+        if logits.shape == batch["label"].shape:  # multi-label: exact-match accuracy
+            return float(((logits > 0) == (batch["label"] > 0.5)).all(1).sum())
+        return float((logits.argmax(1) == batch["label"]).sum())
+
+    def _loss_and_counts(self, labels: Tensor) -> tuple[nn.Module, list[int]]:
+        """The spec's loss and the training set's class counts (which it may weight by)."""
+        from medcam.build import build_loss
+
+        num_classes = int(self.model.spec["num_classes"])
+        counts = class_counts(labels, num_classes)
+        loss_fn = build_loss(self.model.spec, num_classes=num_classes, multilabel=bool(self.model.spec["multilabel"]))
+        loss_fn.set_class_counts(counts)
+        return loss_fn, counts
 
     # ------------------------------------------------------------------ helpers
     def log(self, text: str) -> None:
@@ -279,7 +312,7 @@ class Trainer:
         self.net.train()
         needs_features = bool(getattr(loss_fn, "needs_features", False))
         sums: dict[str, float] = {}
-        seen, correct = 0, 0
+        seen, correct = 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False, file=sys.stderr,
                    disable=not show_bar(self.config.progress and self.dist.is_main), dynamic_ncols=True)
         for step, batch in enumerate(bar):
@@ -288,7 +321,7 @@ class Trainer:
             autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
                         else contextlib.nullcontext())
             with autocast:
-                output = self.net(batch["image"], batch["label"], return_features=needs_features)
+                output = self._forward(batch, needs_features)
                 total, logs = loss_fn(output, batch, self.model)
             if not torch.isfinite(total):
                 raise TrainingError(f"the loss became {float(total.detach())} at epoch {epoch + 1}, step {step + 1} "
@@ -312,11 +345,7 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + value * n
             seen += n
             with torch.no_grad():
-                logits = output.logits.detach().float()
-                if logits.shape == batch["label"].shape:  # multi-label: exact-match accuracy
-                    correct += int(((logits > 0) == (batch["label"] > 0.5)).all(1).sum())
-                else:
-                    correct += int((logits.argmax(1) == batch["label"]).sum())
+                correct += self._correct(output, batch)
             bar.set_postfix(loss=f"{sums['total'] / seen:.4f}", lr=f"{schedule.lr:.2e}", refresh=False)
             for cb in self.callbacks:
                 cb.on_step_end(self, epoch, step, logs)
@@ -324,7 +353,7 @@ class Trainer:
         totals = self.dist.sum(torch.tensor([seen, correct] + [sums[k] for k in keys], dtype=torch.float64))
         seen_all = max(float(totals[0]), 1.0)
         out = {"loss": float(totals[2 + keys.index("total")]) / seen_all if "total" in keys else math.nan,
-               "accuracy": float(totals[1]) / seen_all}
+               self.train_score: float(totals[1]) / seen_all}
         out.update({k: float(v) / seen_all for k, v in zip(keys, totals[2:].tolist()) if k != "total"})
         return out
 
@@ -355,16 +384,10 @@ class Trainer:
         if val_set is None and cfg.early_stopping is not None:
             raise SpecError("train.early_stopping: needs a validation set")
         labels = self._check_labels(train_set)
-        num_classes = int(self.model.spec["num_classes"])
-        multilabel = bool(self.model.spec["multilabel"])
-        counts = class_counts(labels, num_classes)
-        from medcam.build import build_loss
-
-        loss_fn = build_loss(self.model.spec, num_classes=num_classes, multilabel=multilabel)
-        loss_fn.set_class_counts(counts)
+        loss_fn, counts = self._loss_and_counts(labels)
         loss_fn.to(self.device)
-        balance, why = wants_balance(cfg.balanced_sampler, counts, multilabel)
-        weights = class_balanced_weights(labels, num_classes) if balance else None
+        balance, why = wants_balance(cfg.balanced_sampler, counts, bool(self.model.spec.get("multilabel")))
+        weights = class_balanced_weights(labels, len(counts)) if balance else None
         sampler = EpochSampler(len(train_set), batch_size=cfg.batch_size, weights=weights,  # type: ignore[arg-type]
                                seed=cfg.seed, num_replicas=self.dist.world_size, rank=self.dist.rank, drop_last=True)
         loader = self._loader(train_set, sampler)
@@ -459,15 +482,19 @@ class Trainer:
         return (f"train: {n} images ({per_class}); balanced sampling {'on' if balance else 'off'} ({why}); "
                 f"{cfg.optimizer} lr {cfg.lr:g}{scale}, {cfg.scheduler}{warmup}, {cfg.epochs} epochs of batch "
                 f"{cfg.batch_size}; seed {cfg.seed}; {where}")
+    @staticmethod
+    def _val_parts(val: Mapping[str, Any]) -> list[str]:
+        """The validation metrics of the per-epoch line."""
+        auc = val.get("auc")
+        return [f"| val loss {val['loss']:.4f}", f"acc {val['accuracy']:.3f}", f"bacc {val['balanced_accuracy']:.3f}",
+                f"auc {auc:.3f}" if auc is not None else "auc -"]
 
     def _epoch_line(self, record: Mapping[str, Any], best: bool) -> str:
         val = record.get("val") or {}
         parts = [f"epoch {record['epoch']:>3}/{self.config.epochs}", f"loss {record['train']['loss']:.4f}",
-                 f"acc {record['train']['accuracy']:.3f}"]
+                 f"{self.train_score_label} {record['train'][self.train_score]:.3f}"]
         if val:
-            auc = val.get("auc")
-            parts += [f"| val loss {val['loss']:.4f}", f"acc {val['accuracy']:.3f}",
-                      f"bacc {val['balanced_accuracy']:.3f}", f"auc {auc:.3f}" if auc is not None else "auc -"]
+            parts += self._val_parts(val)
         parts += [f"| lr {record['lr']:.2e}"]
         parts += [f"{k} {v:.4g}" for k, v in (record.get("schedule") or {}).items() if not k.startswith("lr")]
         parts += [f"{record['time_s']:.1f}s"]

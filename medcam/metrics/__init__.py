@@ -10,6 +10,8 @@
 * Fixed-threshold box readout (the SR seed: threshold 0.83, IoU > 0.1):
   :func:`threshold_box_accuracy`.
 * Segmentation masks: :func:`dice`, :func:`mask_iou`.
+* Segmentation masks: :func:`dice`, :func:`mask_iou`; a segmenter over a data set:
+  :func:`mask_stats`, :func:`segmentation_metrics`.
 * Streaming over a data loader: :class:`LocalizationAccumulator`.
 
 Definitions, sources and conventions: ``docs/metrics.md``.
@@ -25,4 +27,5 @@ from .iou import best_box_overlap, box_area, box_iobb, box_iou
 from .masks import dice, mask_iou
 from .pxap import pixel_iou_curves, pxap
 from .readout import SR_IOU, SR_THRESHOLD, threshold_box_accuracy, threshold_boxes
+from .segmentation import mask_stats, segmentation_metrics
 from .wsol import box_iou_curves, gt_known_loc, max_box_acc, max_box_acc_v2, top1_loc, wsol_boxes

@@ -10,6 +10,8 @@
   (:mod:`medcam_seg.attention_resunet`);
 * mask -> components -> boxes post-processing for any segmenter
   (:mod:`medcam_seg.postprocess`, built on :mod:`medcam.boxes`).
+* the segmentation losses ``dice`` and ``mask_bce`` (:mod:`medcam_seg.losses`),
+  which a segmenter spec's ``loss`` list takes.
 
 The entry points in medcam's ``pyproject.toml`` name the light factories in
 :mod:`medcam_seg.entries`; torch, smp and the architecture modules are imported

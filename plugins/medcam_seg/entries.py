@@ -158,6 +158,34 @@ def deeplabv3_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFA
 
 
 # ---------------------------------------------------------------------------
+# Segmentation losses (task="segmentation": a segmenter spec's loss list takes only these)
+# ---------------------------------------------------------------------------
+@describe(
+    summary="1 - soft Dice of sigmoid(mask logits) and the masks, summed over the batch (or per image)",
+    citation="Milletari, Navab, Ahmadi, V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image "
+             "Segmentation, 3DV 2016",
+    task="segmentation",
+)
+def dice(num_classes: int, multilabel: bool, smooth: float = 1.0, per_image: bool = False) -> Any:
+    """``smooth``: additive smoothing (> 0); ``per_image``: Dice per image and channel, averaged."""
+    from .losses import SoftDiceLoss
+
+    return SoftDiceLoss(smooth=smooth, per_image=per_image)
+
+
+@describe(
+    summary="Binary cross-entropy of the mask logits per pixel, optionally weighting foreground pixels",
+    citation=None,
+    task="segmentation",
+)
+def mask_bce(num_classes: int, multilabel: bool, pos_weight: float | None = None) -> Any:
+    """``pos_weight``: weight of foreground pixels (null: 1)."""
+    from .losses import MaskBCELoss
+
+    return MaskBCELoss(pos_weight=pos_weight)
+
+
+# ---------------------------------------------------------------------------
 # Tiramisu (FC-DenseNet) segmenters and their encoders as backbones
 # ---------------------------------------------------------------------------
 def _tiramisu(depth: int, in_chans: int, num_classes: int, drop_rate: float, encoder_checkpoint: str | None) -> Any:

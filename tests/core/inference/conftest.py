@@ -1,9 +1,9 @@
 """Checkpoints for the explain tests: a classifier trained by ``medcam train`` and a segmenter.
 
-Both are made once per test session on a generated BUSI-layout folder (no real
-data needed): a tiny_cnn classifier trained 1 epoch through the real
-``medcam train`` command, and a tiny U-Net segmenter built and saved with
-``medcam.save`` (its weights do not matter for these tests).
+Both are made once per test session, without real data: a tiny_cnn classifier
+trained 1 epoch through the real ``medcam train`` command on the generated
+BUSI-layout folder ``synthetic_busi`` (``tests/conftest.py``), and a tiny U-Net
+segmenter built and saved with ``medcam.save`` (its weights do not matter for these tests).
 """
 from __future__ import annotations
 
@@ -13,14 +13,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def synthetic_busi(tmp_path_factory) -> Path:
-    """A generated BUSI-layout folder: 4 images per class, 40 x 40, with masks."""
-    from medcam.data.synthetic import write_busi_folder
-
-    return write_busi_folder(tmp_path_factory.mktemp("synthetic") / "busi", [4, 4, 4], size=40, seed=0)
 
 
 @pytest.fixture(scope="session")
