@@ -4,9 +4,9 @@ oneDNN, PyTorch's CPU convolution library, computes in a channels-last
 (NHWC) layout; a channels-first (NCHW) input is reordered before and after
 every convolution. Passing the input channels-last keeps every convolution,
 batch norm and activation of a CNN in that layout (PyTorch propagates the
-memory format), which measured 1.2-1.6x faster forward passes for ResNet-18/50
-on this project's 2-core CPU (benchmarks/attribution_speed.py). The numbers
-are the same up to float32 summation order.
+memory format) and saves those reorders; ``benchmarks/attribution_speed.py``
+measures the effect on whole attribution calls (docs/benchmarks.md). The
+numbers are the same up to float32 summation order.
 
 Only backbones whose registry entry declares ``layout="map"`` (CNNs) get it:
 token models reshape their maps with ``view``, which a channels-last tensor
