@@ -21,7 +21,8 @@ and timm's ``resnet50`` and ``convnext_tiny``.
 
     OMP_NUM_THREADS=2 python benchmarks/vmamba_speed.py --threads 2
 
-prints both tables and the ratios (the numbers in docs/vmamba_kernels.md).
+prints both tables and the ratios (the numbers in docs/vmamba_kernels.md), and a
+last line with issue 19's goals (:data:`GOALS`): met or not.
 Nothing is downloaded (``pretrained=False``).
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ from torch import Tensor
 from medcam_vmamba.kernels import selective_scan
 
 BATCH, GROUPS, D_INNER, SIDE = 1, 4, 192, 56
+#: issue 19: scan (d_state 1) step-index / medcam and unbind / medcam, and vmamba_tiny / resnet50 images/s
+GOALS = {"step-index": 150.0, "unbind": 5.0, "inference": 0.7, "training": 0.7}
 
 
 def _inputs(d_state: int, seed: int = 0) -> list[Tensor]:
@@ -206,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nSelective scan, forward + backward, B={BATCH}, KD={GROUPS}x{D_INNER}, G={GROUPS}, "
           f"L={SIDE}x{SIDE}, softplus + bias + D; median of {args.repeats} (baselines: fewer)")
     print(f"{'d_state':>7}  {'method':<22}{'forward s':>11}{'backward s':>12}{'total s':>10}{'x medcam':>10}  note")
+    reached: dict[str, float] = {}
     for d_state in (1, 16):
         res = bench_scan(d_state, args.repeats, args.full_step_loop)
         base = sum(res["medcam (chunked)"][:2])
@@ -214,7 +218,11 @@ def main(argv: list[str] | None = None) -> None:
         a, u = sum(res["(a) step-index loop"][:2]), sum(res["(b) unbind loop"][:2])
         print(f"{'':>7}  ratios (forward+backward): step-index / medcam = {a / base:.1f}, "
               f"unbind / medcam = {u / base:.1f}")
+        if d_state == 1:
+            reached = {"step-index": a / base, "unbind": u / base}
+    verdicts = [_verdict(k, v) for k, v in reached.items()]
     if args.skip_models:
+        print("goals: " + "; ".join(verdicts))
         return
     try:
         import medcam
@@ -232,6 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     vm = rows[0]
     for name, inf, tr, _ in rows[1:]:
         print(f"vmamba_tiny / {name}: inference {vm[1] / inf:.2f}x, training {vm[2] / tr:.2f}x")
+        if name == "resnet50":
+            verdicts += [_verdict("inference", vm[1] / inf), _verdict("training", vm[2] / tr)]
+    print("goals: " + "; ".join(verdicts))
+
+
+def _verdict(name: str, ratio: float) -> str:
+    """One goal of :data:`GOALS` against the measured ratio."""
+    goal = GOALS[name]
+    return f"{name} {ratio:.2f}x (goal >= {goal:g}x: {'met' if ratio >= goal else 'NOT met'})"
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from .attribution_inputs import (TargetLayer, TargetLike, capture_output, check_
                                  logits_of, model_device, normalize_maps, preserved_state, replace_output,
                                  resize_maps, resolve_layer, resolve_targets)
 from .errors import AttributionError, ShapeError, SpecError
+from .memory_format import backbone_input
 from .model import MedcamModel, ModelOutput
 
 __all__ = [
@@ -296,7 +297,7 @@ class Attribution(abc.ABC):
             if self.uses_gradients and not differentiable and layer.level == n_levels - 1:
                 # the backward stops at the last level: record the head's graph only
                 with torch.no_grad():
-                    features = model.forward_features(images)
+                    features = [f.contiguous() for f in model.forward_features(backbone_input(model, images))]
                 activations = features[layer.level].detach().requires_grad_(True)
                 features = features[:-1] + [activations]
                 with torch.enable_grad():

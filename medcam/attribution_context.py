@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .attribution_inputs import TargetLayer, capture_output, logits_of, replace_output
 from .errors import AttributionError
+from .memory_format import backbone_input
 from .model import MedcamModel
 
 __all__ = ["AttributionContext"]
@@ -128,8 +129,10 @@ class AttributionContext:
         """``(N, K)`` logits of a forward pass on other images ``(N, C, H, W)`` (no graph unless differentiable)."""
         if self.model is None:
             raise RuntimeError("this method runs extra forward passes; call it with a model, not from_output")
-        with torch.set_grad_enabled(self.differentiable):
+        if self.differentiable:
             return self._forward_logits(images)
+        with torch.no_grad():
+            return self._forward_logits(backbone_input(self.model, images))
 
     def logits_with_activations(self, activations: Tensor, index: Tensor) -> Tensor:
         """``(N, K)`` logits when the target layer outputs ``activations`` ``(N, C, h, w)``

@@ -152,9 +152,9 @@ def _tables(ranks: np.ndarray, n_levels: int, gt: np.ndarray, valid: np.ndarray,
     out = {m: np.full((b, _LEVELS), np.nan) for m in modes}
     if b == 0:
         return out
-    bg = component_tree(top - ranks, connectivity=4, first=False)  # background {ranks <= k} at level top - k
+    bg = component_tree(top - ranks, connectivity=4)  # background {ranks <= k} at level top - k
     if "all" in modes:
-        fg = component_tree(ranks, connectivity=8, first=False, border=False)  # foreground {ranks >= k + 1}
+        fg = component_tree(ranks, connectivity=8)  # foreground {ranks >= k + 1}
         iou_fg = _pair_iou(_boxes(fg.x0, fg.y0, fg.x1, fg.y1, 0, (h, w), convention), gt[fg.image], valid[fg.image],
                            convention)
         table = _interval_max(fg.image, np.maximum(fg.death, 0), fg.birth, iou_fg, b, -np.inf)
@@ -168,7 +168,7 @@ def _tables(ranks: np.ndarray, n_levels: int, gt: np.ndarray, valid: np.ndarray,
     if "largest" in modes:
         # pixels enclosed at threshold k (foreground or holes) are those with filled > k
         filled = (top - touch_levels(bg)).reshape(b, h, w)
-        ft = component_tree(filled, connectivity=8, border=False)
+        ft = component_tree(filled, connectivity=8)
         if len(ft):
             area2 = contour_area_events(ft, filled)
             order = np.lexsort((ft.first, area2))  # ascending (area, first pixel): the last wins
@@ -234,7 +234,7 @@ def _curves(levels: np.ndarray, gt: np.ndarray, valid: np.ndarray, taus: np.ndar
         sl = slice(s, s + chunk)
         # only the evaluated thresholds matter: sweep their levels, not all 256
         steps = np.unique(t[sl])
-        ranks = np.searchsorted(steps, levels[sl], side="left").astype(np.int16)
+        ranks = np.searchsorted(steps, np.arange(_LEVELS), side="left").astype(np.int32)[levels[sl]]
         tables = _tables(ranks, len(steps), gt[sl], valid[sl], modes, convention)
         k = np.searchsorted(steps, t[sl])
         for m in modes:

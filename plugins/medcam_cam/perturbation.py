@@ -69,6 +69,9 @@ def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, act
         batch_size: masked images per forward pass (lowered to ``MAX_CHUNK_PIXELS // (H * W)``
             with a warning when larger).
 
+    A constant channel gives an all-zero mask, hence the all-zero input for
+    every image: that input is scored once and shared, not re-run per channel.
+
     Returns:
         ``(B, T, C)``.
     """
@@ -81,11 +84,25 @@ def masked_input_scores(forward: Callable[[Tensor], Tensor], images: Tensor, act
                       f"(medcam_cam.perturbation.MAX_CHUNK_PIXELS = {MAX_CHUNK_PIXELS:,})", stacklevel=2)
         batch_size = limit
     out = activations.new_zeros((b, targets.shape[1], c))
+    blank_scores: Tensor | None = None  # (1, K): the score of an all-zero input, shared by every constant channel
     for bi, ki in _pair_chunks(b, c, activations.device, batch_size, "scorecam", progress):
         upsampled = F.interpolate(activations[bi, ki][:, None], size=size, mode="bilinear", align_corners=False)
         masks = normalize_maps(upsampled).to(images.dtype)                 # (n, 1, H, W)
-        single = bool((bi == bi[0]).all())                                 # one image: broadcast, no copy
-        scores = score(forward((images[bi[:1]] if single else images[bi]) * masks))   # (n, K)
+        blank = masks.flatten(1).amax(1) <= 0                              # a constant channel masks everything
+        live = torch.nonzero(~blank).flatten()
+        scores: Tensor | None = None
+        if len(live):
+            chosen = bi[live]
+            single = bool((chosen == chosen[0]).all())                     # one image: broadcast, no copy
+            found = score(forward((images[chosen[:1]] if single else images[chosen]) * masks[live]))  # (m, K)
+            scores = found.new_empty((len(bi), found.shape[1]))
+            scores[live] = found
+        if bool(blank.any()):
+            if blank_scores is None:
+                blank_scores = score(forward(torch.zeros_like(images[:1])))
+            scores = blank_scores.expand(len(bi), -1).clone() if scores is None else scores
+            scores[blank] = blank_scores
+        assert scores is not None
         out[bi, :, ki] = scores.gather(1, targets[bi]).to(out.dtype)
     return out
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components as csgraph_components
 
-from medcam.metrics.component_tree import _components, component_tree, contour_area_events, touch_levels
+from medcam.metrics.component_tree import component_tree, contour_area_events, touch_levels
 
 STRUCTURE = {4: ndimage.generate_binary_structure(2, 1), 8: np.ones((3, 3), bool)}
 
@@ -92,17 +90,26 @@ def test_contour_area_equals_opencv_contour_area():
             assert sorted((int(tree.first[k]), float(area2[k])) for k in alive) == ref
 
 
-def test_small_graph_components_match_csgraph():
-    rng = np.random.default_rng(4)
-    graphs = [(50, rng.integers(0, 50, 30), rng.integers(0, 50, 30)) for _ in range(20)]
-    chain = np.arange(5000)
-    graphs.append((5000, chain[:-1], chain[1:]))  # one long path
-    for n, a, b in graphs:
-        order = np.argsort(a, kind="stable")  # _components takes the edges in CSR (row) order
-        count, labels = _components(n, a[order], b[order])
-        ref_count, ref = csgraph_components(csr_array((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
-        assert count == ref_count
-        assert len(set(zip(labels.tolist(), ref.tolist()))) == count  # the same partition
+def test_large_and_deep_trees_match_labelling_at_sampled_levels():
+    """A 2-pixel-wide spiral ramp (one component growing pixel by pixel: long union-find paths) and a
+    noisy 120 x 130 map: the number of components and their boxes at sampled levels equal scipy's."""
+    rng = np.random.default_rng(5)
+    h, w = 60, 64
+    spiral = np.zeros((h, w), dtype=np.int64)
+    order = np.argsort(np.hypot(*np.mgrid[:h, :w] - np.array([h / 2, w / 2])[:, None, None]).ravel(), kind="stable")
+    spiral.ravel()[order] = np.arange(h * w, 0, -1)  # rings fill from the centre outwards
+    noisy = rng.integers(0, 256, (2, 120, 130))
+    for x in (spiral[None], noisy):
+        tree = component_tree(x, 8)
+        for v in np.unique(np.linspace(1, x.max(), 17).astype(np.int64)):
+            alive = (tree.death < v) & (v <= tree.birth)
+            for i in range(len(x)):
+                labels, n = ndimage.label(x[i] >= v, STRUCTURE[8])
+                ref = sorted((sl[1].start, sl[0].start, sl[1].stop - 1, sl[0].stop - 1)
+                             for sl in ndimage.find_objects(labels))
+                mine = np.flatnonzero(alive & (tree.image == i))
+                got = sorted((int(tree.x0[k]), int(tree.y0[k]), int(tree.x1[k]), int(tree.y1[k])) for k in mine)
+                assert got == ref
 
 
 def test_bad_input():
@@ -110,3 +117,5 @@ def test_bad_input():
         component_tree(np.zeros((3, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="connectivity"):
         component_tree(np.zeros((1, 3, 3), dtype=np.uint8), 6)
+    with pytest.raises(ValueError, match="non-negative"):
+        component_tree(-np.ones((1, 3, 3), dtype=np.int64))

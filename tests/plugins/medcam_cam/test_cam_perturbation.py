@@ -56,6 +56,36 @@ def test_scorecam_batch_size_does_not_change_the_result(pooled_probe):
     torch.testing.assert_close(maps[0], maps[2])
 
 
+def test_scorecam_scores_the_blank_input_of_constant_channels_once():
+    """Constant channels give all-zero masks: one shared forward pass of a zero image scores them all,
+    and every score equals the one-pass-per-channel definition."""
+    from medcam.attribution import normalize_maps
+    from medcam_cam.perturbation import SCORES, masked_input_scores
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    passes: list[int] = []
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        passes.append(len(x))
+        return net(x)
+
+    images = torch.rand(2, 3, 8, 8)
+    acts = torch.rand(2, 5, 4, 4)
+    acts[:, 1] = 0.3   # constant in both images
+    acts[1, 3] = 0.0   # constant in the second image only
+    targets = torch.tensor([[0], [2]])
+    with torch.no_grad():
+        got = masked_input_scores(forward, images, acts, targets, SCORES["softmax"], batch_size=4, progress=False)
+        masks = normalize_maps(F.interpolate(acts, size=(8, 8), mode="bilinear", align_corners=False))
+        for i in range(2):
+            for k in range(5):
+                expected = torch.softmax(net(images[i:i + 1] * masks[i, k]), 1)[0, targets[i, 0]]
+                torch.testing.assert_close(got[i, 0, k], expected)
+    assert sum(passes) == 2 * 5 - 3 + 1
+
+
 def test_scorecam_score_choices(pooled_probe):
     model, images = pooled_probe
     logit = medcam.explain(model, images, "scorecam", raw=True, score="logit", progress=False)
