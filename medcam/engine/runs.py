@@ -205,7 +205,7 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
                     out_dir: str | Path | None, *, resume: bool = False, callbacks: Sequence[Callback] = (),
                     dist: DistContext | None = None,
                     test_evaluations: Mapping[str, Callable[[Any, Any], dict[str, Any]]] | None = None,
-                    name: str | None = None, refit: bool = False) -> dict[str, Any]:
+                    name: str | None = None, refit: bool = False, test_checkpoint: str = "best") -> dict[str, Any]:
     """Split the data, train with validation, then test the best checkpoint.
 
     Writes ``out_dir/{last,best}.pt``, ``metrics.jsonl``, ``summary_*.txt`` and
@@ -222,6 +222,9 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         test_evaluations: further evaluations of the best model on the test set,
             ``name -> fn(model, test_set) -> dict`` (e.g. localization metrics
             against the masks); their results go to ``result["test_extra"][name]``.
+        test_checkpoint: ``best`` (the epoch with the best validation metric) or ``last``
+            (the last epoch: for short schedules that end at a low learning rate, where a
+            best-of-~100-images pick is noise; Choe et al. 2020 score WSOL models so).
         refit: after choosing the epoch count on the validation set, train once more on
             train + val for that many epochs (:func:`medcam.engine.refit.refit`; the same
             schedule), write ``out_dir/model.pt`` and test that model instead: the choice
@@ -248,7 +251,10 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
     trainer = trainer_for(resolved)(resolved, cfg, out_dir=out, callbacks=callbacks, data_info=info, dist=dist,
                                     run_name=run_name)
     fit = trainer.fit(parts["train"], parts["val"], resume=resume)
-    trainer.load_best()
+    if test_checkpoint not in ("best", "last"):
+        raise SpecError(f"test_checkpoint: expected 'best' or 'last', got {test_checkpoint!r}")
+    if test_checkpoint == "best":
+        trainer.load_best()
     refit_info = None
     if refit:
         trainer, refit_info = _refit_single(trainer, fit, full, parts, data, cfg, out, info, callbacks, dist)
@@ -258,7 +264,7 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         for name, fn in (test_evaluations or {}).items():
             extra[name] = fn(trainer.model, parts["test"])
     result = {"out": str(out), "name": trainer.run_name, "spec": resolved, "data": info, "split": sizes,
-              "best_epoch": fit.best_epoch,
+              "best_epoch": fit.best_epoch, "test_checkpoint": test_checkpoint,
               "stopped_early": fit.stopped_early, "val": fit.best_metrics, "test": test, "test_extra": extra,
               "time_s": round(time.perf_counter() - began, 1)}
     if refit_info is not None:
@@ -268,7 +274,8 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         if test is not None and trainer.files is not None and refit_info is None:
             trainer.files.write_summary(spec=resolved, config=cfg, history=fit.history, best=trainer.best_record(),
                                         data=info, status="finished",
-                                        extra={f"test set (best checkpoint, epoch {fit.best_epoch}):":
+                                        extra={(f"test set (best checkpoint, epoch {fit.best_epoch}):"
+                                                if test_checkpoint == "best" else "test set (last epoch):"):
                                                format_metrics(test)})
     return result
 

@@ -17,7 +17,8 @@ def test_demo_on_generated_data(tmp_path, monkeypatch):
     assert result["data_source"] == "synthetic" and (tmp_path / "synthetic_busi" / "malignant").is_dir()
     assert sum(result["split"].values()) == 18 and result["test"]["n"] == result["split"]["test"]
     report = demo.demo_report(result)
-    assert "held-out test set (best checkpoint), chance balanced accuracy = 0.333" in report
+    assert "held-out test set (last epoch), chance balanced accuracy = 0.333" in report
+    assert result["test_checkpoint"] == demo.DEMO_CHECKPOINT == "last" and "run/last.pt --data" in report
     assert "balanced_accuracy=" in report and "confusion matrix" in report
     loc = result["test_extra"]["localization"]
     assert loc["methods"] == list(demo.DEMO_METHODS) and loc["n_images"] == result["split"]["test"] - result["test"]["per_class"]["normal"]["support"]

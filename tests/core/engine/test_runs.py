@@ -159,3 +159,14 @@ def test_refit_trains_on_train_and_val_for_the_chosen_epochs_and_tests_that_mode
     with pytest.raises(SpecError, match="refit: needs a validation part"):
         train_on_folder(SPEC, DataConfig(str(folder), dataset="busi", val=0.0, test=0.25), CONFIG,
                         tmp_path / "noval", refit=True)
+
+
+def test_test_checkpoint_last_tests_the_last_epoch(folder, tmp_path):
+    data = DataConfig(str(folder), dataset="busi", val=0.25, test=0.25)
+    result = train_on_folder(SPEC, data, {**CONFIG, "epochs": 2}, tmp_path / "run", test_checkpoint="last")
+    again = evaluate_checkpoint(tmp_path / "run" / "last.pt", DataConfig(str(folder)), progress=False)
+    assert result["test_checkpoint"] == "last"
+    assert again["metrics"]["loss"] == pytest.approx(result["test"]["loss"])
+    assert "test set (last epoch):" in next((tmp_path / "run").glob("summary_*.txt")).read_text()
+    with pytest.raises(SpecError, match="test_checkpoint: expected 'best' or 'last', got 'first'"):
+        train_on_folder(SPEC, data, CONFIG, tmp_path / "x", test_checkpoint="first")
