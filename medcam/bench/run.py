@@ -180,8 +180,7 @@ def _splits(data_cfg: Any, model_spec: Mapping[str, Any], progress: bool, need_v
 
     full = open_dataset(data_cfg, model_spec)
     if getattr(full, "multilabel", False):
-        raise DataError(f"{data_cfg.path}: the localization benchmark scores single-label data; choose a "
-                        f"single-label task in the spec's data.options (e.g. task: effusion for NIH)")
+        raise DataError(f"{data_cfg.path}: the benchmark scores single-label data; set data.options.task")
     parts = full.splits(data_cfg.val, data_cfg.test, seed=data_cfg.split_seed)
     if not parts["test"]:
         raise DataError(f"{data_cfg.path}: the split left no test images")
@@ -255,9 +254,8 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
         gallery_maps[m["label"]] = maps[positions]
         if faithfulness is not None:
             faithful_maps[m["label"]] = maps[:faithfulness["count"]]
-        pxap = "  -  " if row["pxap"] is None else f"{row['pxap']:5.1f}"
-        _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  PxAP {pxap}  "
-             f"{row['time_ms']:.1f} ms/image", progress)
+        _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  "
+             f"PxAP {math.nan if row['pxap'] is None else row['pxap']:5.1f}  {row['time_ms']:.1f} ms/image", progress)
     bar.close()
     parts = {m["label"]: m["part"] for m in methods}
     faithful = None
@@ -373,10 +371,8 @@ def _markdown(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> s
         for label, reason in m["not_applicable"].items():
             lines.append(f"  - `{label}` not applicable: {reason}")
     lines.append("")
-    for label, r in record["baselines"].items():
-        lines.append(f"- baseline `{label}`: {r['params']}")
-    for label, reason in (record.get("baselines_not_applicable") or {}).items():
-        lines.append(f"- baseline `{label}` not applicable: {reason}")
+    lines += [f"- baseline `{label}`: {r['params']}" for label, r in record["baselines"].items()]
+    lines += [f"- baseline `{k}` not applicable: {why}" for k, why in record["baselines_not_applicable"].items()]
     lines += F.markdown_section(record)
     pk = env["packages"]
     lines += ["", f"Versions: python {env['python']}, " + ", ".join(f"{k} {v}" for k, v in pk.items() if v)
@@ -465,8 +461,9 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
     train = reference["train"]
     if train.size != test.size:
         raise DataError(f"training and held-out images differ in size ({train.size} vs {test.size})")
-    baseline_results, baseline_gallery = _score_baselines(bench, test, reference.get("val"),
-                                                          [train.boxes[i] for i in train.lesion], gallery_idx)
+    train_boxes = [train.boxes[i] for i in train.lesion]
+    skipped_baselines = B.usable_baselines(bench.baselines, train_boxes)[1]
+    baseline_results, baseline_gallery = _score_baselines(bench, test, reference.get("val"), train_boxes, gallery_idx)
     rows = _rows(baseline_results, model_records)
     heldout_files = relative_paths(test.paths, data)
     (out / "heldout_test.txt").write_text("".join(f"{p}\n" for p in heldout_files), encoding="utf-8")
@@ -483,8 +480,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                  "train_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["train"]],
                                                             data)),
                  "val_sha256": list_digest(relative_paths([reference["full"].paths[i] for i in parts["val"]], data))},
-        "baselines": baseline_results,
-        "baselines_not_applicable": B.usable_baselines(bench.baselines, [train.boxes[i] for i in train.lesion])[1],
+        "baselines": baseline_results, "baselines_not_applicable": skipped_baselines,
         "models": model_records, "environment": environment(),
         "faithfulness": None if faithful_setup is None else {"n_images": faithful_setup["count"],
                                                              "columns": faithful_setup["columns"]},
