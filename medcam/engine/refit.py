@@ -31,7 +31,7 @@ from .distributed import DistContext
 from .seg_trainer import trainer_for
 from .trainer import Callback, FitResult, Trainer
 
-__all__ = ["FINAL_MODES", "choose_epochs", "refit", "save_fold_ensemble", "finish_folds"]
+__all__ = ["FINAL_MODES", "choose_epochs", "refit", "refit_after_validation", "save_fold_ensemble", "finish_folds"]
 
 #: What k-fold training ends with: a fold ensemble, a model refit on all the data, or nothing.
 FINAL_MODES = ("ensemble", "refit", "none")
@@ -99,6 +99,29 @@ def refit(spec: Any, config: TrainConfig | Mapping[str, Any] | None, train_set: 
                                 run_name=run_name)
     fit = trainer.fit(train_set, None, resume=resume, stop_after=int(epochs))
     return trainer, fit
+
+
+def refit_after_validation(trainer: Trainer, fit: FitResult, full: Any, parts: Mapping[str, Any], augment: Any,
+                           cfg: TrainConfig, out: Path, info: Mapping[str, Any], callbacks: Sequence[Callback],
+                           dist: DistContext) -> tuple[Trainer, dict[str, Any]]:
+    """Refit on train + val (``parts["indices"]``) for the epoch count ``fit``'s validation history chose.
+
+    Writes the refit run to ``out/refit`` and its model to ``out/model.pt``; returns the
+    refit trainer and ``{"epochs", "images", "path"}``.
+    """
+    if parts["val"] is None:
+        raise SpecError("refit: needs a validation part to choose the epoch count (--val > 0)")
+    epochs, _ = choose_epochs([fit.history], cfg.monitor, cfg.mode)
+    pool = sorted(parts["indices"]["train"] + parts["indices"]["val"])
+    refit_dir = out / "refit"
+    refit_trainer, _ = refit(trainer.model.spec, cfg, full.subset(pool, augment=augment), epochs=epochs,
+                             out_dir=refit_dir, data_info={**info, "refit_of": str(out)}, callbacks=callbacks,
+                             dist=dist)
+    if dist.is_main:
+        import shutil
+
+        shutil.copyfile(refit_dir / "last.pt", out / "model.pt")
+    return refit_trainer, {"epochs": epochs, "images": len(pool), "path": str(out / "model.pt")}
 
 
 def save_fold_ensemble(checkpoints: Sequence[str | Path], path: str | Path | None, **metadata: Any) -> Any:

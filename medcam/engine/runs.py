@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .distributed import DistContext
 from .logs import atomic_write_text, format_metrics, run_tag
 from .seg_trainer import trainer_for
-from .trainer import Callback, Trainer
+from .trainer import Callback
 
 __all__ = ["DataConfig", "open_dataset", "fit_spec_to_data", "provisional_spec", "train_on_folder", "cross_validate",
            "evaluate_checkpoint", "eval_subset", "SCALAR_METRICS", "mean_std"]
@@ -257,7 +257,10 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
         trainer.load_best()
     refit_info = None
     if refit:
-        trainer, refit_info = _refit_single(trainer, fit, full, parts, data, cfg, out, info, callbacks, dist)
+        from .refit import refit_after_validation
+
+        trainer, refit_info = refit_after_validation(trainer, fit, full, parts, data.augment, cfg, out, info,
+                                                     callbacks, dist)
     test = trainer.evaluate(parts["test"], desc="test") if parts["test"] is not None else None
     extra = {}
     if parts["test"] is not None:
@@ -278,27 +281,6 @@ def train_on_folder(spec: Any, data: DataConfig, config: TrainConfig | Mapping[s
                                                 if test_checkpoint == "best" else "test set (last epoch):"):
                                                format_metrics(test)})
     return result
-
-
-def _refit_single(trainer: Trainer, fit: Any, full: Any, parts: Mapping[str, Any], data: DataConfig,
-                  cfg: TrainConfig, out: Path, info: Mapping[str, Any], callbacks: Sequence[Callback],
-                  dist: DistContext) -> tuple[Trainer, dict[str, Any]]:
-    """Refit on train + val for the epoch count the validation run chose; the refit trainer and its facts."""
-    from .refit import choose_epochs, refit
-
-    if parts["val"] is None:
-        raise SpecError("refit: needs a validation part to choose the epoch count (--val > 0)")
-    epochs, _ = choose_epochs([fit.history], cfg.monitor, cfg.mode)
-    pool = sorted(parts["indices"]["train"] + parts["indices"]["val"])
-    refit_dir = out / "refit"
-    refit_trainer, _ = refit(trainer.model.spec, cfg, full.subset(pool, augment=data.augment), epochs=epochs,
-                             out_dir=refit_dir, data_info={**info, "refit_of": str(out)}, callbacks=callbacks,
-                             dist=dist)
-    if dist.is_main:
-        import shutil
-
-        shutil.copyfile(refit_dir / "last.pt", out / "model.pt")
-    return refit_trainer, {"epochs": epochs, "images": len(pool), "path": str(out / "model.pt")}
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
