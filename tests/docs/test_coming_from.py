@@ -91,7 +91,7 @@ def test_attention_section(busi_dir, nih_dir, tmp_path):
     run = tmp_path / "runs" / "resnet50_nih_effusion_pneumothorax_la0.5a_t0.3"
     assert (run / "summary_resnet50_nih_effusion_pneumothorax_la0.5a_t0.3.txt").is_file()
     (loss,) = json.loads((run / "results.json").read_text())["spec"]["loss"]
-    assert loss["segmenter"] == "lungs.pt" and loss["rules"] == {"Effusion": "lower", "Pneumothorax": "upper"}
+    assert loss["segmenter"] == "lung_fields" and loss["rules"] == {"Effusion": "lower", "Pneumothorax": "upper"}
     assert (loss["mode"], loss["target"], loss["adaptive"]) == ("ratio", "predicted", True)
 
 
