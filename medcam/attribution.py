@@ -147,6 +147,11 @@ class Attribution(abc.ABC):
         """The level used when no layer is given (``None``: the backbone's ``cam_level``)."""
         return None
 
+    def check_model(self, model: nn.Module) -> None:
+        """Raise :class:`~medcam.errors.CapabilityError` when ``model`` cannot serve this method
+        (:class:`medcam.capabilities.ModelCheck`); :func:`medcam.build_model` calls it for the
+        spec's ``attribution``. The default accepts every model."""
+
     @property
     def name(self) -> str:
         return (self.spec or {}).get("name") or type(self).__name__.lower()

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from .capabilities import RescorableBackbone
 from .attribution_inputs import TargetLayer, capture_output, logits_of, replace_output
 from .errors import AttributionError
 from .memory_format import backbone_input
@@ -159,11 +160,10 @@ class AttributionContext:
         earlier = [_take(f, index) for f in self.features[:level]]
         later: list[Tensor] = []
         if level < len(self.features) - 1:
-            forward_from = getattr(model.backbone, "forward_from", None)
-            if forward_from is None:
+            if not isinstance(model.backbone, RescorableBackbone):
                 raise AttributionError(f"re-scoring level {level} needs the backbone to implement forward_from() "
                                  f"(its later levels depend on it); use the last level or a module name")
-            later = list(forward_from(activations, level))
+            later = list(model.backbone.forward_from(activations, level))
         return logits_of(model.head(earlier + [activations] + later))
 
 

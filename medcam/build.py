@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from .errors import PluginError, SpecError
+from .capabilities import ModelCheck
+from .errors import CapabilityError, PluginError, SpecError
 from .features import FeatureInfo
 from .loss import CompositeLoss
 from .model import MedcamModel, MedcamSegmenter
@@ -99,7 +100,21 @@ def _assemble(resolved: dict[str, Any]) -> MedcamModel:
                           f"'feature_info' attribute (see medcam.features for the contract)")
     backbone.spec = resolved["backbone"]
     head = _call(heads, resolved["head"], "head", feature_info=info, num_classes=resolved["num_classes"])
-    return MedcamModel(resolved, backbone, head)
+    model = MedcamModel(resolved, backbone, head)
+    _check_attribution(model, resolved.get("attribution"))
+    return model
+
+
+def _check_attribution(model: MedcamModel, part: Mapping[str, Any] | None) -> None:
+    """Refuse a spec whose ``attribution`` needs a capability (``medcam.capabilities``) the model lacks."""
+    if not part:
+        return
+    method = _call(attributions, part, "attribution")
+    if isinstance(method, ModelCheck):
+        try:
+            method.check_model(model)
+        except CapabilityError as err:
+            raise CapabilityError(f"attribution ({part['name']}): {err}") from err
 
 
 def build_segmenter(spec: Any) -> MedcamSegmenter:

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from .capabilities import CamWeightsHead, ClassMapHead, RescorableBackbone
 from .errors import CheckpointError, SpecError
 from .features import FeatureInfo, FeatureLevel
 from .model import MedcamModel, ModelOutput
@@ -108,6 +109,20 @@ class _CAMHead(EnsembleHead):
         return torch.cat([h.cam_weights() for h in self.members], dim=1) / len(self.members)
 
 
+class _ClassMapEnsembleHead(EnsembleHead):
+    """An :class:`EnsembleHead` of class-map heads: the members' class maps, averaged."""
+
+    @property
+    def level(self) -> int:
+        return int(self.members[0].level)
+
+    def class_maps(self, features: Sequence[Tensor]) -> Tensor:
+        """``(B, K, h, w)``: the mean of the members' class maps, each on its own channels."""
+        k = len(self.members)
+        per_member = list(zip(*[_split(level, k) for level in features]))
+        return torch.stack([h.class_maps(list(levels)) for h, levels in zip(self.members, per_member)]).mean(0)
+
+
 class MedcamEnsemble(MedcamModel):
     """``k`` copies of one medcam model architecture with averaged logits (see the module docstring).
 
@@ -125,12 +140,16 @@ class MedcamEnsemble(MedcamModel):
             raise SpecError(f"ensemble.members is {ensemble.get('members')} but {len(members)} models were given")
         backbones = [m.backbone for m in members]
         heads = [m.head for m in members]
-        with_tail = all(callable(getattr(b, "forward_from", None)) for b in backbones)
-        with_cam = all(callable(getattr(h, "cam_weights", None)) and hasattr(h, "level") for h in heads)
+        with_tail = all(isinstance(b, RescorableBackbone) for b in backbones)
         backbone = (_ForwardFromBackbone if with_tail else EnsembleBackbone)(backbones)
         if with_tail:
-            backbone.forward_from_exact = all(getattr(b, "forward_from_exact", True) for b in backbones)
-        head = (_CAMHead if with_cam else EnsembleHead)(heads)
+            backbone.forward_from_exact = all(b.forward_from_exact for b in backbones)
+        if all(isinstance(h, CamWeightsHead) for h in heads):
+            head = _CAMHead(heads)
+        elif all(isinstance(h, ClassMapHead) for h in heads):
+            head = _ClassMapEnsembleHead(heads)
+        else:
+            head = EnsembleHead(heads)
         super().__init__(spec, backbone, head)
 
     @property

@@ -12,6 +12,7 @@ __all__ = [
     "NameClashError",
     "PluginError",
     "SpecError",
+    "CapabilityError",
     "ShapeError",
     "DataError",
     "CheckpointError",
@@ -43,6 +44,10 @@ class PluginError(MedcamError, ImportError):
 
 class SpecError(MedcamError, ValueError):
     """A model, segmenter or part spec is malformed; the message gives the spec path."""
+
+
+class CapabilityError(SpecError):
+    """A spec asks a part for a capability (a protocol of :mod:`medcam.capabilities`) it does not offer."""
 
 
 class ShapeError(MedcamError, ValueError):

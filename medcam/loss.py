@@ -20,8 +20,10 @@ A loss may also return a mapping of named scalar terms; their sum is its
 value and each term is logged as ``<loss name>.<term>``.
 
 A loss module that needs the training set's class counts (``"balanced"``
-class weights) defines ``set_class_counts(counts: list[int])``; the trainer
-calls it once before training.
+class weights) is a :class:`medcam.capabilities.ClassCountLoss`
+(``set_class_counts(counts: list[int])``); the trainer calls it once before
+training. A loss that reads ``output.features`` is a
+:class:`medcam.capabilities.FeatureLoss` (``needs_features = True``).
 
 A loss whose weights follow a schedule over the epochs (the attention loss's
 adaptive lambda) is a :class:`ScheduledLoss`: ``schedule_values(epoch)``
@@ -35,6 +37,8 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from .capabilities import ClassCountLoss, needs_features as reads_features
 
 __all__ = ["CompositeLoss", "ScheduledLoss"]
 
@@ -76,12 +80,12 @@ class CompositeLoss(nn.Module):
     @property
     def needs_features(self) -> bool:
         """True when a part reads ``output.features`` (call the model with ``return_features=True``)."""
-        return any(getattr(part, "needs_features", False) for part in self.parts)
+        return any(reads_features(part) for part in self.parts)
 
     def set_class_counts(self, counts: Sequence[int]) -> None:
         """Pass the training set's per-class counts to every loss that wants them."""
         for part in self.parts:
-            if hasattr(part, "set_class_counts"):
+            if isinstance(part, ClassCountLoss):
                 part.set_class_counts(list(counts))
 
     def schedule_values(self, epoch: int) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 A registry maps a normalized name (lowercase, ``-`` -> ``_``) to a factory: a
 backbone, segmenter, head, attribution method, loss, a model preset (a spec),
-or a metric of attribution maps (faithfulness, sanity, pointing game).
+a metric of attribution maps (faithfulness, sanity, pointing game), a pretrained
+weights source, or a data set layout (a :class:`medcam.data.layouts.DatasetLayout`).
 Names come from two places:
 
 * entry points in the group ``medcam.<kind>`` (``medcam.backbones``, ...), read
@@ -54,6 +55,7 @@ __all__ = [
     "models",
     "metrics",
     "weights",
+    "datasets",
     "BUNDLED_DISTRIBUTION",
     "AUTOLOAD_ENV",
 ]
@@ -179,6 +181,12 @@ def _weights_source(obj: Any) -> bool:
     from .weights import WeightsSource  # imported when a weights entry is loaded (weights imports this module)
 
     return isinstance(obj, WeightsSource)
+
+
+def _dataset_layout(obj: Any) -> bool:
+    from .data.layouts import DatasetLayout  # light: imported when a datasets entry is loaded
+
+    return isinstance(obj, DatasetLayout)
 
 
 class Registry(Generic[T]):
@@ -469,9 +477,12 @@ models: Registry[Preset] = Registry("models")
 metrics: Registry[Any] = Registry("metrics")
 #: pretrained weights sources (:class:`medcam.weights.WeightsSource`), declared per backbone
 weights: Registry[Any] = Registry("weights", accepts=_weights_source, accepts_what="a medcam.weights.WeightsSource")
+#: data set layouts (``busi``, ``nih``, ...): :class:`medcam.data.layouts.DatasetLayout` declarations
+datasets: Registry[Any] = Registry("datasets", accepts=_dataset_layout,
+                                   accepts_what="a medcam.data.layouts.DatasetLayout")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, metrics, weights)
+    r.kind: r for r in (backbones, segmenters, heads, attributions, losses, models, metrics, weights, datasets)
 }
 
 

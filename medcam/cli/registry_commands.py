@@ -70,7 +70,7 @@ def _row_text(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(kind: str | None, pattern: str | None, names_only: bool, as_json: bool) -> None:
     """List registered names: KIND is backbones, segmenters, heads, attributions,
-    losses, models, metrics or weights (singular works); PATTERN is a glob such as 'resnet*'.
+    losses, models, metrics, weights or datasets (singular works); PATTERN is a glob such as 'resnet*'.
     Backbones with declared pretrained weights say whether they are installed."""
     kinds, glob = _kind_or_pattern(kind, pattern)
     result: dict[str, Any] = {}

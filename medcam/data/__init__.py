@@ -43,7 +43,6 @@ _LAZY = {
     "dataset_names": "medcam.data.factory",
     "dataset_options": "medcam.data.factory",
     "parse_options": "medcam.data.factory",
-    "DATASETS": "medcam.data.factory",
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

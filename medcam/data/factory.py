@@ -1,32 +1,26 @@
 """Build a dataset from a layout name and options (what ``medcam train --dataset NAME --data PATH`` calls).
 
-This module imports no torch at module level, so CLI help and error messages
-stay fast; the dataset class is imported when it is built.
+Layouts are the ``datasets`` registry (:data:`medcam.registry.datasets`): each is a
+light :class:`medcam.data.layouts.DatasetLayout` (its dataset class as ``"module:Class"``)
+declared by an entry point in the group ``medcam.datasets``, the bundled ones
+(``busi``, ``imagefolder``, ``nih``, ``masks``, ``wsol_list``) in medcam's own
+``pyproject.toml``, a third party's in theirs. This module imports
+no torch at module level, so CLI help and error messages stay fast; the dataset
+class is imported when it is built.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from ..errors import DataError, SpecError, UnknownNameError
-from ..registry import did_you_mean
+from ..registry import datasets, did_you_mean, normalize_name
 
-__all__ = ["DATASETS", "dataset_names", "dataset_class", "dataset_options", "build_dataset", "detect_layout",
-           "parse_options", "describe_layouts"]
+__all__ = ["dataset_names", "dataset_class", "dataset_options", "build_dataset", "detect_layout", "parse_options"]
 
-#: Layout name -> ``"module:class"``; other modules (e.g. the synthetic demo data) add lines here.
-DATASETS: dict[str, str] = {
-    "busi": "medcam.data.busi:BUSI",
-    "imagefolder": "medcam.data.folder:ImageFolder",
-    "nih": "medcam.data.nih:NIHChestXray",
-    "masks": "medcam.data.masks:MaskFolder",
-    "wsol_list": "medcam.data.wsol:WSOLList",
-}
-
-#: Other spellings users type.
+#: Other spellings users type for the bundled layouts.
 ALIASES: dict[str, str] = {
     "image_folder": "imagefolder", "folder": "imagefolder", "folders": "imagefolder",
     "chestxray14": "nih", "chestx_ray14": "nih", "nih_chestxray14": "nih", "nih_chest_xray": "nih",
@@ -38,30 +32,25 @@ ALIASES: dict[str, str] = {
 _INTERNAL = {"self", "records", "has_masks", "boxes_from_mask", "root", "policy"}
 
 
-def _normalize(name: str) -> str:
-    return name.strip().lower().replace("-", "_").replace(" ", "_")
-
-
 def dataset_names() -> list[str]:
-    """The layout names :func:`build_dataset` accepts."""
-    return sorted(DATASETS)
+    """The layout names :func:`build_dataset` accepts (the ``datasets`` registry; reads metadata only)."""
+    return sorted(datasets.list())
 
 
 def _resolve_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise UnknownNameError(f"dataset: expected a layout name ({', '.join(dataset_names())}), got {name!r}")
-    key = _normalize(name)
+    key = normalize_name(name.replace(" ", "_"))
     key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise UnknownNameError(f"unknown dataset layout '{name}'{did_you_mean(key, [*DATASETS, *ALIASES])} "
-                               f"(layouts: {', '.join(dataset_names())})")
+    if key not in datasets:
+        raise UnknownNameError(f"unknown dataset layout '{name}'{did_you_mean(key, [*datasets.list(), *ALIASES])} "
+                               f"(layouts: {', '.join(dataset_names())}; medcam list datasets)")
     return key
 
 
 def dataset_class(name: str) -> type:
     """The dataset class registered for a layout name (aliases and close matches handled)."""
-    module, attr = DATASETS[_resolve_name(name)].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return datasets.get(_resolve_name(name)).load()
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -100,7 +89,8 @@ def build_dataset(name: str | None, root: str | os.PathLike[str], **options: Any
     """A dataset of layout ``name`` (or the detected layout when ``name`` is None) at ``root``.
 
     Args:
-        name: ``busi``, ``imagefolder``, ``nih``, ``masks``, ``wsol_list`` (or an alias), or None.
+        name: a registered layout (``busi``, ``imagefolder``, ``nih``, ``masks``, ``wsol_list``,
+            a third party's; ``medcam list datasets``) or an alias, or None.
         root: the data folder.
         **options: the layout's options and the shared ones (``preprocess``,
             ``augment``, ``on_error``, ``check``, ``cache_dir``, ``groups``, ...);
@@ -173,11 +163,3 @@ def detect_layout(root: str | os.PathLike[str]) -> str:
                     f"no images/ + masks/ folders, no class folders with images); pass the layout name "
                     f"({', '.join(dataset_names())})")
 
-
-def describe_layouts() -> Mapping[str, str]:
-    """One line per layout (the first line of its class docstring), for CLI help."""
-    out = {}
-    for name in dataset_names():
-        doc = inspect.getdoc(dataset_class(name)) or ""
-        out[name] = doc.splitlines()[0] if doc else ""
-    return out

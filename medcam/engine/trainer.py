@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from medcam.progress import show_bar
 
+from medcam.capabilities import needs_features as reads_features
 from medcam.checkpoint import read_checkpoint, save
 from medcam.errors import CheckpointError, DataError, SpecError, TrainingError
 
@@ -310,7 +311,7 @@ class Trainer:
     def _train_epoch(self, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                      schedule: LRSchedule, epoch: int) -> dict[str, float]:
         self.net.train()
-        needs_features = bool(getattr(loss_fn, "needs_features", False))
+        needs_features = reads_features(loss_fn)
         sums: dict[str, float] = {}
         seen, correct = 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False, file=sys.stderr,

@@ -9,8 +9,7 @@ from typing import Any
 
 from medcam.registry import Preset, describe
 
-TINY_CNN_CHANNELS = (1, 2, 4, 8)  # multiples of `width`, one per level
-TINY_CNN_STRIDES = (4, 8, 16, 32)
+from .configs import TINY_CNN_CHANNELS, TINY_CNN_STRIDES
 
 
 @describe(

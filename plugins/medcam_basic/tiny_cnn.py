@@ -11,7 +11,7 @@ from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError, SpecError
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 
-from .entries import TINY_CNN_CHANNELS, TINY_CNN_STRIDES
+from .configs import TINY_CNN_CHANNELS, TINY_CNN_STRIDES
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -25,6 +25,9 @@ class TinyCNN(nn.Module):
     Input ``(B, in_chans, H, W)``; output a list of ``(B, C_i, ceil(H/s_i), ceil(W/s_i))``
     for the levels in ``out_indices`` (default all four).
     """
+
+    #: forward_from(levels[k], k) reproduces levels[k + 1:] (medcam.capabilities.RescorableBackbone)
+    forward_from_exact = True
 
     def __init__(self, in_chans: int = 3, width: int = 16, out_indices: Sequence[int] | None = None,
                  checkpoint_path: str | None = None):

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medcam.attribution import Attribution, AttributionContext
-from medcam.errors import ShapeError, SpecError
+from medcam.capabilities import CamWeightsHead, ClassMapHead, require
+from medcam.errors import AttributionError, CapabilityError, ShapeError, SpecError
 from medcam.model import MedcamModel, ModelOutput
 
 from .gradient import weighted_sum
@@ -22,12 +23,13 @@ __all__ = ["CAM", "EigenCAM", "KPCACAM", "FEM", "RandomCAM", "FPMReadout"]
 
 
 def _cam_head(model: nn.Module | None) -> nn.Module:
-    head = getattr(model, "head", None) if isinstance(model, MedcamModel) else None
-    if head is None or not callable(getattr(head, "cam_weights", None)) or not hasattr(head, "level"):
-        kind = type(head).__name__ if head is not None else type(model).__name__
-        raise ValueError(f"cam needs a head that pools then applies a linear layer and exposes cam_weights() "
-                         f"and level; {kind} does not (use gradcam, which works with any head)")
-    return head
+    """The model's head when it offers class activation maps: ``cam_weights()`` or ``class_maps()``."""
+    head = model.head if isinstance(model, MedcamModel) else None
+    if isinstance(head, (CamWeightsHead, ClassMapHead)):
+        return head
+    kind = type(head).__name__ if head is not None else type(model).__name__
+    raise CapabilityError(f"cam needs a head with level and cam_weights() (pool, then linear: CamWeightsHead) or "
+                          f"class_maps() (ClassMapHead); {kind} has neither (use gradcam, which works with any head)")
 
 
 class CAM(Attribution):
@@ -36,11 +38,17 @@ class CAM(Attribution):
 
     For a head ``y^c = sum_k w^c_k GAP(A^k) + b^c``:  ``M^c = sum_k w^c_k A^k``
     (no ReLU), with ``w`` from the head's ``cam_weights()`` ``(K, C)`` and ``A``
-    the level the head pools (``head.level``).
+    the level the head pools (``head.level``). A head that computes its class maps
+    itself (:class:`medcam.capabilities.ClassMapHead`: the FPM head's classification
+    branch, VMamba's LayerNorm + linear) gives ``M^c = class_maps(features)[c]``.
     """
 
     def default_level(self, model: nn.Module) -> int | None:
         return int(_cam_head(model).level)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse (at assembly) a model whose head offers no class activation maps."""
+        _cam_head(model)
 
     def compute(self, ctx: AttributionContext) -> Tensor:
         head = _cam_head(ctx.model)
@@ -48,11 +56,25 @@ class CAM(Attribution):
             where = ctx.layer.name if ctx.layer is not None else "no layer"
             raise ValueError(f"cam weights apply to the level the head pools (level {int(head.level)}), "
                              f"not {where}; leave layer unset")
+        if not isinstance(head, CamWeightsHead):
+            return self._head_maps(ctx, head)
         return weighted_sum(self.channel_weights(ctx), ctx.require_activations())
+
+    @staticmethod
+    def _head_maps(ctx: AttributionContext, head: nn.Module) -> Tensor:
+        """``(B, T, h, w)``: the head's own class maps of each target."""
+        if ctx.features is None:
+            raise AttributionError("cam on a class-map head needs the backbone levels (a MedcamModel output "
+                                   "with return_features=True)")
+        features = list(ctx.features)
+        features[int(head.level)] = ctx.require_activations()  # the captured level (in the graph)
+        maps = head.class_maps(features)                               # (B, K, h, w)
+        b, t = ctx.targets.shape
+        return maps.gather(1, ctx.targets[:, :, None, None].expand(b, t, *maps.shape[-2:]))
 
     def channel_weights(self, ctx: AttributionContext) -> Tensor:
         """``(B, T, C)``: the head's class weights ``w^c_k`` of each target."""
-        head = _cam_head(ctx.model)
+        head = require(_cam_head(ctx.model), CamWeightsHead, "head", "cam's per-channel weights")
         weights = head.cam_weights()                                   # (K, C)
         acts = ctx.require_activations()
         if weights.dim() != 2 or weights.shape[1] != acts.shape[1]:

@@ -9,7 +9,7 @@ Building blocks, as in the paper (Section 3 and Table 1):
 * transition up: 3x3 transposed conv, stride 2, on the feature maps to upsample,
   then concatenated with the skip connection of the same resolution.
 
-Network (Table 2 configurations in :data:`medcam_seg.entries.TIRAMISU_CONFIGS`): a 3x3
+Network (Table 2 configurations in :data:`medcam_seg.configs.TIRAMISU_CONFIGS`): a 3x3
 conv to 48 maps; five (dense block, transition down) pairs, each block's full
 output (input + new maps) saved as a skip; a bottleneck dense block; five
 (transition up, dense block) pairs. To keep the up path linear in size, only the
@@ -31,7 +31,7 @@ from medcam.errors import CheckpointError, SpecError
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 from medcam.model import check_images
 
-from .entries import TIRAMISU_CONFIGS, TIRAMISU_FIRST_CONV, TIRAMISU_STRIDES, tiramisu_encoder_channels
+from .configs import TIRAMISU_CONFIGS, TIRAMISU_FIRST_CONV, TIRAMISU_STRIDES, tiramisu_encoder_channels
 
 __all__ = ["DenseLayer", "DenseBlock", "TransitionDown", "TransitionUp", "TiramisuEncoder", "FCDenseNet",
            "TiramisuBackbone", "load_encoder_weights"]
@@ -270,11 +270,14 @@ class TiramisuBackbone(nn.Module):
     bottleneck block's full output (transition-down-5 maps + new maps) after a final
     BN-ReLU (the dense layers are pre-activation, so their output is not normalized;
     DenseNet's classifier does the same). Channels are
-    :func:`medcam_seg.entries.tiramisu_encoder_channels`.
+    :func:`medcam_seg.configs.tiramisu_encoder_channels`.
 
     ``forward(x)``: ``(B, in_chans, H, W)`` -> list of ``(B, C_i, ceil(H/s_i), ceil(W/s_i))``.
     ``forward_from(x, level)`` runs the stages after output level ``level``.
     """
+
+    #: forward_from(levels[k], k) reproduces levels[k + 1:] (medcam.capabilities.RescorableBackbone)
+    forward_from_exact = True
 
     def __init__(self, depth: int, in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
                  out_indices: Sequence[int] | None = None, checkpoint_path: str | None = None):

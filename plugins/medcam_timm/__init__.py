@@ -8,8 +8,10 @@ stride, and ``feature_info`` describes them.
 
 Modules:
 
-* :mod:`medcam_timm.entries`: the registered factories and their metadata
-  (channels, strides, citations). Light: no torch or timm import.
+* :mod:`medcam_timm.variants`: the table of registered variants and families
+  (channels, strides, modules, citations, drop rates). Standard library only.
+* :mod:`medcam_timm.entries`: the registered factories, derived from that table,
+  and ``timm/<any name>``. Light: no torch or timm import.
 * :mod:`medcam_timm.backbone`: the wrapper and the builders (timm is imported here).
 * :mod:`medcam_timm.loading`: ``checkpoint_path=`` loading (timm, torchvision and
   official-release state dicts), first-conv adaptation for ``in_chans``.

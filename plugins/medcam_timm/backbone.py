@@ -22,7 +22,7 @@ from medcam.errors import CheckpointError, ShapeError, SpecError, UnknownNameErr
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 from medcam.registry import did_you_mean
 
-from .entries import Variant
+from .variants import Variant
 from .loading import LoadTarget, load_checkpoint, load_state
 
 __all__ = ["TimmBackbone", "build_variant", "build_timm"]
@@ -42,6 +42,9 @@ class TimmBackbone(nn.Module):
     ``(B, C_i, H / s_i, W / s_i)`` maps, one per level, by increasing stride (exact
     for H, W multiples of 32). Token models (PVT) return their tokens as maps.
     """
+
+    #: forward_from(levels[k], k) reproduces levels[k + 1:] (medcam.capabilities.RescorableBackbone)
+    forward_from_exact = True
 
     def __init__(self, body: nn.Module, *, timm_name: str, in_chans: int, cam_level: int = -1):
         super().__init__()
@@ -260,7 +263,7 @@ def build_variant(variant: Variant, *, in_chans: int, pretrained: bool, checkpoi
     """Build a registered name (``resnet50``, ``densenet121``, ...) as a :class:`TimmBackbone`.
 
     Args:
-        variant: the name's row in :data:`medcam_timm.entries.VARIANTS`.
+        variant: the name's row in :data:`medcam_timm.variants.VARIANTS`.
         rates: medcam parameter name -> (timm keyword, value), e.g.
             ``{"drop_rate": ("proj_drop_rate", 0.1)}``; each value must be in [0, 1).
 

@@ -22,7 +22,7 @@ def rows(names: list[str] | None = None) -> list[dict[str, Any]]:
     from medcam.weights import sources_for
 
     from .backbone import build_variant
-    from .entries import VARIANTS
+    from .variants import VARIANTS
 
     out = []
     for name in names or list(VARIANTS):

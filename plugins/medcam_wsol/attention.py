@@ -40,9 +40,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from medcam.attribution import normalize_maps, resize_maps
+from medcam.attribution import Attribution, normalize_maps, resize_maps
 from medcam.errors import SpecError
-from medcam.registry import did_you_mean
+from medcam.registry import did_you_mean, losses
 
 from .regions import MISSING_CLASSES, ReferenceSource, allowed_regions, check_rules, resolve_rules
 
@@ -108,7 +108,6 @@ class AttentionBoxLoss(nn.Module):
                  label_smoothing: float = 0.0, eps: float = 1e-8, missing_classes: str = "error"):
         super().__init__()
         from medcam.build import build_attribution
-        from medcam_basic.losses import CrossEntropy
 
         self.num_classes, self.multilabel = int(num_classes), bool(multilabel)
         self.rules = check_rules(rules)
@@ -133,11 +132,12 @@ class AttentionBoxLoss(nn.Module):
         self.layer = layer
         self.eps = float(eps)
         self.method = build_attribution(method)
-        if getattr(self.method, "extra_passes", False):
+        if not isinstance(self.method, Attribution) or self.method.extra_passes:
             raise SpecError(f"attention_box.method: '{method}' re-runs the model per channel and cannot be computed "
                             f"from the training forward pass; use gradcam, gradcam++, xgradcam, layercam or hirescam")
         self.reference = ReferenceSource(source, segmenter, segmenter_threshold)
-        self.ce = CrossEntropy(num_classes, multilabel, class_weights=class_weights, label_smoothing=label_smoothing)
+        self.ce = losses.get("ce")(num_classes, multilabel, class_weights=class_weights,
+                                   label_smoothing=label_smoothing)  # the registered 'ce', by name
         self._resolved: tuple[tuple[str, ...], list[str | None]] | None = None
 
     def set_class_counts(self, counts: Sequence[int]) -> None:

@@ -39,8 +39,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from medcam.capabilities import RescoringHead
 from medcam.errors import SpecError
 from medcam.model import ModelOutput
+from medcam.registry import losses
 
 __all__ = ["ForegroundControlLoss", "BASLoss"]
 
@@ -65,13 +67,13 @@ class _ErasingLoss(nn.Module, ABC):
         if multilabel:
             raise SpecError(f"loss {self.name}: single-label models only (the term compares the score of the one "
                             f"label y, S = score_1[y]); use 'ce' or 'attention_box' for multi-label models")
-        from medcam_basic.losses import CrossEntropy
 
         self.cls_weight = _number(cls_weight, f"{self.name}.cls_weight")
         self.ce2_weight = _number(ce2_weight, f"{self.name}.ce2_weight")
         self.area_weight = _number(area_weight, f"{self.name}.area_weight")
         self.eps = _number(eps, f"{self.name}.eps")
-        self.ce = CrossEntropy(num_classes, False, class_weights=class_weights, label_smoothing=label_smoothing)
+        self.ce = losses.get("ce")(num_classes, False, class_weights=class_weights,
+                                   label_smoothing=label_smoothing)  # the registered 'ce', by name
 
     @property
     def name(self) -> str:
@@ -95,8 +97,8 @@ class _ErasingLoss(nn.Module, ABC):
         aux = getattr(output, "aux", {}) or {}
         maps = getattr(output, "maps", {}) or {}
         head = getattr(model, "head", None)
-        if "fpm_features" not in aux or "score_2" not in aux or "foreground" not in maps or head is None \
-                or not hasattr(head, "rescore"):
+        if "fpm_features" not in aux or "score_2" not in aux or "foreground" not in maps \
+                or not isinstance(head, RescoringHead):
             raise SpecError(f"loss {self.name} needs the 'fpm' head (its output has aux 'fpm_features' and "
                             f"'score_2' and maps 'foreground'); set head: {{name: fpm}} in the model spec")
         return aux["fpm_features"], aux["score_2"], maps["foreground"], head

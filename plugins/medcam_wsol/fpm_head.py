@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medcam.capabilities import RescorableBackbone, require
 from medcam.errors import SpecError
 from medcam.features import FeatureInfo
 from medcam.model import ModelOutput
@@ -145,9 +146,10 @@ class FPMHead(nn.Module):
             self.loc_d = _loc_branch(fpm_channels, num_classes)
 
     # ------------------------------------------------------------------ pieces
-    def class_maps(self, x: Tensor) -> Tensor:
-        """Class maps ``A`` ``(B, K, h, w)`` (non-negative) of the classified level's map ``x``."""
-        return self.classifier(x)
+    def class_maps(self, features: Sequence[Tensor]) -> Tensor:
+        """Class maps ``A`` ``(B, K, h, w)`` (non-negative) of the classified level ``features[cls_level]``;
+        ``logits = GAP(A)`` (:class:`medcam.capabilities.ClassMapHead`, so ``cam`` reads them)."""
+        return self.classifier(features[self.cls_level])
 
     def _modulations(self, att: Tensor) -> tuple[Tensor, Tensor]:
         """``(g, t)``: the min-max normalized Gaussian and Student-t transforms of ``att`` ``(B, 1, h, w)``."""
@@ -185,7 +187,7 @@ class FPMHead(nn.Module):
         if len(features) <= self.cls_level:
             raise SpecError(f"the fpm head expects at least {self.cls_level + 1} feature levels, got {len(features)}")
         fmap = features[self.fpm_level]
-        class_maps = self.class_maps(features[self.cls_level])
+        class_maps = self.class_maps(features)
         score_1 = class_maps.mean(dim=(2, 3))
         weights = class_weights(labels, score_1, self.top_k)
         maps = self.foreground(fmap, weights)
@@ -199,12 +201,10 @@ class FPMHead(nn.Module):
     # ------------------------------------------------------------------ re-scoring
     def _tail(self, backbone: nn.Module, head: nn.Module, x: Tensor) -> Tensor:
         if self.cls_level > self.fpm_level:
-            forward_from = getattr(backbone, "forward_from", None)
-            if forward_from is None:
-                raise SpecError(f"{type(backbone).__name__} has no forward_from(); the foreground-control re-score "
-                                f"needs it (or set head.fpm_level equal to head.cls_level)")
-            x = list(forward_from(x, self.fpm_level))[self.cls_level - self.fpm_level - 1]
-        return head.class_maps(x).mean(dim=(2, 3))
+            tail = require(backbone, RescorableBackbone, "backbone",
+                           "the foreground-control re-score (or set head.fpm_level equal to head.cls_level)")
+            x = list(tail.forward_from(x, self.fpm_level))[self.cls_level - self.fpm_level - 1]
+        return head.classifier(x).mean(dim=(2, 3))
 
     def rescore(self, backbone: nn.Module, fmap: Tensor, *, frozen: bool = True) -> Tensor:
         """``GAP(A)`` ``(B, K)`` of a (masked) ``fpm_level`` map ``(B, C, h, w)``.

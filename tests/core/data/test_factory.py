@@ -56,3 +56,41 @@ def test_parse_options():
         "task": "effusion", "val": 0.2, "class_names": ["a", "b"], "cache_dir": ""}
     with pytest.raises(SpecError, match="expected KEY=VALUE"):
         parse_options(["task"])
+
+
+def test_layouts_are_the_datasets_registry_and_a_third_party_adds_one(busi_tree, tmp_path, monkeypatch):
+    """A layout declared by another distribution's entry point (group medcam.datasets) is built by name."""
+    import importlib.metadata as md
+    import textwrap
+
+    from medcam.registry import datasets, get_registry
+
+    assert get_registry("dataset") is datasets and datasets.group == "medcam.datasets"
+    assert datasets.entry("busi").value == "medcam.data.layouts:busi" and datasets.entry("busi").provider == "medcam"
+    assert "ChestX-ray14" in datasets.info("nih")["summary"] and "Wang" in datasets.info("nih")["citation"]
+    (tmp_path / "acme_layouts.py").write_text(textwrap.dedent('''
+        from medcam.data.folder import ImageFolder
+        from medcam.data.layouts import DatasetLayout
+
+        class AcmeFolder(ImageFolder):
+            """Acme's scans: an image folder under another name."""
+
+        acme = DatasetLayout("acme_layouts:AcmeFolder", "Acme's scans")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = tmp_path / "meta" / "acme_layouts-1.0.dist-info"  # not on sys.path: only the source below sees it
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-layouts\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[medcam.datasets]\nacme = acme_layouts:acme\n")
+    bundled = list(md.entry_points(group="medcam.datasets"))
+    third = [ep for ep in md.PathDistribution(info).entry_points if ep.group == "medcam.datasets"]
+    datasets.use_entry_points(lambda: bundled + third)
+    try:
+        assert "acme" in dataset_names() and datasets.entry("acme").provider == "acme-layouts"
+        built = build_dataset("ACME", busi_tree, class_names=["normal", "benign", "malignant"])
+        assert type(built).__name__ == "AcmeFolder" and len(built) >= 12
+        with pytest.raises(UnknownNameError, match="did you mean 'acme'.*medcam list datasets"):
+            build_dataset("acmee", busi_tree)
+    finally:
+        datasets.use_entry_points(None)
+    assert "acme" not in dataset_names()

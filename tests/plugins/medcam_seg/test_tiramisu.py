@@ -6,7 +6,7 @@ import torch
 
 import medcam
 from medcam.errors import CheckpointError, SpecError
-from medcam_seg.entries import TIRAMISU_CONFIGS, TIRAMISU_PAPER_PARAMS, TIRAMISU_PARAMS
+from medcam_seg.configs import TIRAMISU_CONFIGS, TIRAMISU_PAPER_PARAMS, TIRAMISU_PARAMS
 from medcam_seg.tiramisu import FCDenseNet, TiramisuBackbone
 
 

@@ -26,7 +26,7 @@ def _masked_scores(model, fmap, mask, y):
     """The re-score computed directly (no frozen_call): later stages + classification branch."""
     head = model.head
     later = model.backbone.forward_from(fmap * mask, head.fpm_level)
-    return head.class_maps(later[head.cls_level - head.fpm_level - 1]).mean(dim=(2, 3)).gather(1, y[:, None])[:, 0]
+    return head.classifier(later[head.cls_level - head.fpm_level - 1]).mean(dim=(2, 3)).gather(1, y[:, None])[:, 0]
 
 
 def test_foreground_control_value():
