@@ -89,6 +89,22 @@ def _model_source(entry: ModelEntry, size: int | None) -> Any:
     return raw
 
 
+def _with_backbone_from(source: Any, checkpoint: Path) -> Any:
+    """``source`` whose backbone starts from ``checkpoint`` (``init_from``).
+
+    The checkpoint's weights replace any ``pretrained: true`` of the spec (a preset's ImageNet start):
+    a backbone takes one weight source, and the earlier model was itself trained from that start.
+    """
+    from medcam.engine.runs import provisional_spec
+    from medcam.spec import deep_merge
+
+    backbone = provisional_spec(source).get("backbone")
+    weights: dict[str, Any] = {"checkpoint_path": str(checkpoint)}
+    if isinstance(backbone, Mapping) and backbone.get("pretrained"):
+        weights["pretrained"] = False
+    return deep_merge(source, {"backbone": weights})
+
+
 def _train_settings(spec: BenchSpec, entry: ModelEntry, source: Any, progress: bool) -> dict[str, Any]:
     """The model's own ``train`` settings (a preset's), then the benchmark's, then the entry's."""
     from medcam.engine.config import TrainConfig
@@ -141,9 +157,7 @@ def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkp
         return {"path": path, "trained": False, "train_time_s": None, "settings": None, "source": None}
     source = _model_source(entry, spec.size)
     if entry.init_from is not None:
-        from medcam.spec import deep_merge
-
-        source = deep_merge(source, {"backbone": {"checkpoint_path": str(obtained[entry.init_from])}})
+        source = _with_backbone_from(source, obtained[entry.init_from])
     settings = _train_settings(spec, entry, source, progress)
     if checkpoints is not None:
         path = checkpoints / entry.key / f"{which}.pt"
