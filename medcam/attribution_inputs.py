@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import AttributionError, ShapeError, UnknownNameError
-from .model import MedcamModel, check_images, check_pixel_values
+from .model import MedcamModel, MedcamSegmenter, check_images, check_pixel_values
 
 __all__ = ["TargetLike", "normalize_maps", "resize_maps", "logits_of", "resolve_targets", "TargetLayer",
            "resolve_layer", "capture_output", "replace_output", "preserved_state", "checked_once", "model_device",
@@ -305,29 +305,30 @@ def checked_once(model: nn.Module) -> Iterator[None]:
     feeds the model images it derived on purpose: noisy copies (SS-CAM, Smooth
     Grad-CAM++), brightness-scaled ones (augmentation smoothing), masked or blended
     ones. Those may leave [0, 1] and must not be refused as if a user had passed them.
+    Every medcam model or segmenter inside ``model`` is covered (a segmenter wrapped
+    in :class:`medcam.attribution_segmentation.RegionScores`, say).
     """
-    if not isinstance(model, MedcamModel) or model.input_range is None:
-        yield
-        return
-    had_own = "input_range" in vars(model)
-    before = model.input_range
-    model.input_range = None
+    inner = [m for m in model.modules() if isinstance(m, (MedcamModel, MedcamSegmenter)) and m.input_range is not None]
+    saved = [("input_range" in vars(m), m.input_range) for m in inner]
+    for m in inner:
+        m.input_range = None
     try:
         yield
     finally:
-        if had_own:
-            model.input_range = before
-        else:
-            del model.input_range
+        for m, (had_own, before) in zip(inner, saved):
+            if had_own:
+                m.input_range = before
+            else:
+                del m.input_range
 
 
 def check_attribution_input(model: nn.Module, images: Any) -> Tensor:
     """The images ``(B, C, H, W)`` after the shape, dtype and value checks, before any forward pass.
 
-    A :class:`MedcamModel` checks its ``input_range`` (default [0, 1]); for any
+    A :class:`MedcamModel` or :class:`MedcamSegmenter` checks its ``input_range`` (default [0, 1]); for any
     other module only finiteness is checked (its value convention is unknown).
     """
-    if isinstance(model, MedcamModel):
+    if isinstance(model, (MedcamModel, MedcamSegmenter)):
         check_images(images, model.in_chans)
         return check_pixel_values(images, model.input_range)
     channels = images.shape[1] if isinstance(images, Tensor) and images.dim() == 4 else 3

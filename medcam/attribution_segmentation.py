@@ -32,7 +32,11 @@ from .attribution import Attribution, AttributionResult, _build
 from .attribution_inputs import TargetLike, check_attribution_input, model_device, preserved_state, resolve_layer
 from .errors import ShapeError
 
-__all__ = ["RegionScores", "region_masks", "segmenter_layer", "explain_segmenter"]
+__all__ = ["RegionScores", "region_masks", "segmenter_layer", "explain_segmenter", "CLASSIFIER_HEAD_METHODS"]
+
+#: Registered methods that read a classifier head's class maps (CAM's weights, the FPM head's foreground
+#: map), so they have nothing to read in a segmenter; every other method explains a region score.
+CLASSIFIER_HEAD_METHODS: tuple[str, ...] = ("cam", "fpm")
 
 
 class RegionScores(nn.Module):

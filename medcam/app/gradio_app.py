@@ -27,6 +27,8 @@ ELEMENT_IDS = {
     "label": "medcam-label",
     "overlay": "medcam-overlay",
     "mask": "medcam-mask",
+    "segmenter_method": "medcam-segmenter-method",
+    "segmenter_map": "medcam-segmenter-map",
     "boxes": "medcam-boxes",
     "json": "medcam-json",
     "download": "medcam-download",
@@ -121,6 +123,8 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     gr = require_gradio()
     from ..registry import get_registry
+    from ..attribution_segmentation import CLASSIFIER_HEAD_METHODS
+    from ..inference.pipeline import NO_METHOD
     from ..inference.render import timestamp
 
     out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="medcam-app-"))
@@ -130,14 +134,20 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
     if current not in methods:
         methods = [current, *methods]
     has_mask = explainer.segmenter is not None
+    # a map of what the segmenter looked at needs learned layers (not the training-free lung_fields)
+    has_seg_map = has_mask and any(p.requires_grad for p in explainer.segmenter.parameters())
+    seg_current = explainer.segmenter_method_label or NO_METHOD
+    seg_methods = [NO_METHOD, *(m for m in methods if m not in CLASSIFIER_HEAD_METHODS)]
 
-    def analyse(path: str | None, method: str, threshold: float, mask_threshold: float) -> tuple[Any, ...]:
+    def analyse(path: str | None, method: str, threshold: float, mask_threshold: float,
+                seg_method: str) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Upload an image first.")
         name = Path(path).name
         try:
             result = explainer.explain(path, name=name, method=method, threshold=threshold,
-                                       mask_threshold=mask_threshold if has_mask else None)
+                                       mask_threshold=mask_threshold if has_mask else None,
+                                       segmenter_method=seg_method if has_seg_map else None)
         except Exception as err:  # shown on the page, the app keeps running
             raise gr.Error(upload_error(err, path, name)) from err
         record = result.record
@@ -145,8 +155,9 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
             gr.Warning(note)
         json_path = out_dir / f"{Path(name).stem}_result_{timestamp()}.json"
         json_path.write_text(json.dumps(record, indent=2))
-        return (record["probabilities"], result.overlay, result.mask_overlay, _boxes_text(record), record,
-                gr.DownloadButton(value=str(json_path), interactive=True))
+        return (record["probabilities"], result.overlay, result.mask_overlay,
+                gr.Image(value=result.segmenter_overlay, visible=result.segmenter_overlay is not None),
+                _boxes_text(record), record, gr.DownloadButton(value=str(json_path), interactive=True))
 
     lifetime = APP_FILE_LIFETIME_S  # uploads and served pictures are deleted after this (a long-running app)
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(lifetime // 2, lifetime)) as blocks:
@@ -162,6 +173,9 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
                 mask_threshold = gr.Slider(0.0, 1.0, value=explainer.mask_threshold, step=0.05,
                                            label="Mask threshold (segmenter probability)", visible=has_mask,
                                            elem_id=ELEMENT_IDS["mask_threshold"])
+                seg_method = gr.Dropdown(seg_methods, value=seg_current, visible=has_seg_map,
+                                         label="What the segmenter looked at: attribution of its region (none: off)",
+                                         elem_id=ELEMENT_IDS["segmenter_method"])
                 button = gr.Button("Explain", variant="primary")
             with gr.Column(scale=2):
                 label = gr.Label(label="Predicted class", num_top_classes=len(explainer.class_names),
@@ -171,15 +185,18 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
                                        elem_id=ELEMENT_IDS["overlay"])
                     mask = gr.Image(label="Segmentation mask (yellow boxes)", format="png", interactive=False,
                                     visible=has_mask, elem_id=ELEMENT_IDS["mask"])
+                    seg_map = gr.Image(label="Segmenter attribution (its region's score)", format="png",
+                                       interactive=False, visible=seg_current != NO_METHOD,
+                                       elem_id=ELEMENT_IDS["segmenter_map"])
                 boxes = gr.Markdown(elem_id=ELEMENT_IDS["boxes"])
                 with gr.Accordion("JSON result", open=False):
                     record = gr.JSON(elem_id=ELEMENT_IDS["json"])
                 download = gr.DownloadButton("Download JSON", interactive=False, elem_id=ELEMENT_IDS["download"])
-        inputs = [image, method, threshold, mask_threshold]
-        outputs = [label, overlay, mask, boxes, record, download]
+        inputs = [image, method, threshold, mask_threshold, seg_method]
+        outputs = [label, overlay, mask, seg_map, boxes, record, download]
         image.upload(analyse, inputs, outputs, trigger_mode="always_last")
         button.click(analyse, inputs, outputs, trigger_mode="always_last")
-        for control in (method, threshold, mask_threshold):
+        for control in (method, threshold, mask_threshold, seg_method):
             control.change(lambda p, *rest: analyse(p, *rest) if p else (gr.skip(),) * len(outputs), inputs, outputs,
                            trigger_mode="always_last")
     blocks.medcam_work_dir = out_dir

@@ -35,6 +35,10 @@ def _common_options(func: Any) -> Any:
                           "outline, NIH BBox_List_2017.csv or WSOL *_gt.txt boxes), in magenta."),
         click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Segmenter foreground: sigmoid(logit) above this value."),
+        click.option("--segmenter-method", metavar="METHOD",
+                     help="Also map what the --segmenter looked at: this attribution method (e.g. gradcam) of the "
+                          "score of its predicted region, written as <stem>_segmap_<time>.png (a trained "
+                          "segmenter; not lung_fields)."),
         click.option("--rolling-ball", "rolling_ball", metavar="RADIUS|none",
                      help="Override the spec's rolling-ball background subtraction radius (pixels; the dental "
                           "screener used 180), or 'none' to switch it off."),
@@ -65,7 +69,8 @@ def _common_options(func: Any) -> Any:
 
 def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, segmenter_sha256: str | None,
                method: str | None, target: str | None,
-               threshold: float | None, ground_truth: bool, mask_threshold: float, rolling_ball: str | None,
+               threshold: float | None, ground_truth: bool, mask_threshold: float, segmenter_method: str | None,
+               rolling_ball: str | None,
                grey: bool, size: str | None,
                resize: str | None, resize_to: str | None, downscale: float | None, min_size: int,
                max_pixels: str | None, render_size: int, cmap: str, alpha: float, device: str) -> Any:
@@ -78,7 +83,8 @@ def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, 
         return Explainer.from_checkpoint(checkpoint, segmenter_path, device=device, sha256=sha256,
                                          segmenter_sha256=segmenter_sha256, method=method, target=target,
                                          threshold=threshold, ground_truth=ground_truth,
-                                         mask_threshold=mask_threshold, preprocess=overrides,
+                                         mask_threshold=mask_threshold, segmenter_method=segmenter_method,
+                                         preprocess=overrides,
                                          grey=grey, min_size=min_size, max_pixels=parse_pixels(max_pixels),
                                          render_size=render_size, cmap=cmap, alpha=alpha)
     except (ValueError, RuntimeError) as err:  # e.g. a target class out of range, CUDA asked but absent
@@ -93,7 +99,8 @@ def _explainer(checkpoint: str, segmenter_path: str | None, sha256: str | None, 
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--out", "out_dir", default="runs/explain", show_default=True,
-              help="Folder for the PNGs (<stem>_saliency_<time>.png, <stem>_overlay_<time>.png, <stem>_mask_<time>.png).")
+              help="Folder for the PNGs (<stem>_saliency_<time>.png, <stem>_overlay_<time>.png, <stem>_mask_<time>.png, "
+                   "<stem>_segmap_<time>.png).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line (docs/explain.schema.json).")
 @click.option("--serve", "--stdin", "serve_mode", is_flag=True,
               help="Answer JSON requests {\"img_path\": ..., \"destination_path\": ...} read from stdin, one line "

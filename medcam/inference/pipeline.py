@@ -42,7 +42,7 @@ from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
 
-__all__ = ["Explainer", "Explanation", "DEFAULT_METHOD", "DEFAULT_THRESHOLD"]
+__all__ = ["Explainer", "Explanation", "DEFAULT_METHOD", "DEFAULT_THRESHOLD", "NO_METHOD"]
 
 #: Attribution method used when neither the caller nor the checkpoint's spec names one.
 DEFAULT_METHOD = "gradcam"
@@ -50,6 +50,8 @@ DEFAULT_METHOD = "gradcam"
 DEFAULT_THRESHOLD = 0.5
 #: The ``target`` that means "each image's predicted class" (the default).
 PREDICTED = "predicted"
+#: The per-call ``segmenter_method`` that switches the segmenter's map off (the web app's choice).
+NO_METHOD = "none"
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Explanation:
         overlay: ``(h, w, 3)`` uint8, the map over the image with the attribution boxes.
         mask: ``(h, w)`` bool segmenter mask (CPU), or None without a segmenter.
         mask_overlay: ``(h, w, 3)`` uint8, the mask over the image with its boxes, or None.
+        segmenter_heatmap: ``(h, w)`` float map in [0, 1] of what the segmenter looked at to segment its
+            region (``segmenter_method``), or None.
+        segmenter_overlay: ``(h, w, 3)`` uint8, that map over the image with the mask's boxes, or None.
         factor: ``q``, original pixels per picture pixel (1 for images within ``render_size``).
     """
 
@@ -80,12 +85,17 @@ class Explanation:
     mask: Tensor | None = None
     mask_overlay: np.ndarray | None = None
     factor: int = 1
+    segmenter_heatmap: Tensor | None = None
+    segmenter_overlay: np.ndarray | None = None
 
     def pictures(self) -> dict[str, np.ndarray]:
-        """``{"saliency": ..., "overlay": ..., "mask": ...}`` (mask only with a segmenter)."""
+        """``{"saliency": ..., "overlay": ..., "mask": ..., "segmap": ...}`` (mask only with a segmenter,
+        segmap only with a segmenter method)."""
         out = {"saliency": self.saliency, "overlay": self.overlay}
         if self.mask_overlay is not None:
             out["mask"] = self.mask_overlay
+        if self.segmenter_overlay is not None:
+            out["segmap"] = self.segmenter_overlay
         return out
 
 
@@ -136,6 +146,10 @@ class Explainer:
             outline, NIH or WSOL-list boxes; :mod:`medcam.inference.truth`) in a colour of its own.
         mask_threshold: the segmenter's foreground is ``sigmoid(logit) > mask_threshold``
             (any class, for multi-class segmenters).
+        segmenter_method: also map what the segmenter looked at: this attribution method applied to the score
+            of its predicted region (:func:`medcam.attribution_segmentation.explain_segmenter`; the class
+            with the largest region for multi-class segmenters); None: no segmenter map. Needs a segmenter
+            with learned layers (not the training-free ``lung_fields``).
         preprocess: overrides of the classifier's ``preprocess`` (keys of
             :data:`medcam.inference.settings.OVERRIDE_KEYS`); the segmenter keeps its own.
         grey: convert every input to greyscale (BT.601 luma) before preprocessing, for
@@ -150,7 +164,8 @@ class Explainer:
 
     def __init__(self, model: nn.Module, *, segmenter: nn.Module | None = None,
                  method: str | Mapping[str, Any] | None = None, target: str | int | None = None,
-                 threshold: float | None = None, mask_threshold: float = 0.5, ground_truth: bool = True,
+                 threshold: float | None = None, mask_threshold: float = 0.5,
+                 segmenter_method: str | Mapping[str, Any] | None = None, ground_truth: bool = True,
                  preprocess: Mapping[str, Any] | None = None, grey: bool = False, min_size: int = 16,
                  max_pixels: int | None = None, render_size: int = RENDER_SIZE, cmap: str = "jet",
                  alpha: float = 0.5):
@@ -196,6 +211,7 @@ class Explainer:
         self._methods: dict[str, Any] = {}
         self.method = self.method_name(method)
         self.target = self.target_index(target)
+        self.segmenter_method = None if segmenter_method is None else self.segmenter_method_name(segmenter_method)
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -276,6 +292,35 @@ class Explainer:
             self._methods[key] = build_attribution(method)
         return key
 
+    def segmenter_method_name(self, method: str | Mapping[str, Any]) -> str:
+        """Validate an attribution method for the segmenter's map (:meth:`method_name`); returns its key.
+
+        Raises:
+            ValueError: no segmenter, a segmenter without learned layers, or a layer method and a
+                segmenter that declares no ``cam_layer``.
+        """
+        from ..attribution_segmentation import CLASSIFIER_HEAD_METHODS, segmenter_layer
+
+        if self.segmenter is None:
+            raise ValueError("segmenter_method needs a segmenter (--segmenter): it maps what the segmenter looked at")
+        if not any(p.requires_grad for p in self.segmenter.parameters()):
+            name = (self.segmenter.spec.get("segmenter") or {}).get("name", type(self.segmenter).__name__)
+            raise ValueError(f"segmenter '{name}' has no learned layers, so it has no attribution map; "
+                             f"segmenter maps need a trained segmenter (medcam train on a segmenter spec)")
+        key = self.method_name(method)
+        built = self._methods[key]
+        if built.name in CLASSIFIER_HEAD_METHODS:
+            raise ValueError(f"segmenter method '{built.name}' reads a classifier head's class maps, which a "
+                             f"segmenter has not; use gradcam or another method of medcam list attributions")
+        if built.uses_layer:
+            segmenter_layer(self.segmenter, None)
+        return key
+
+    @property
+    def segmenter_method_label(self) -> str | None:
+        """The registered name of the segmenter map's method (e.g. ``"gradcam"``), or None when it is off."""
+        return None if self.segmenter_method is None else self._methods[self.segmenter_method].name
+
     def _method(self, method: str | Mapping[str, Any] | None) -> Any:
         return self._methods[self.method_name(self.method if method is None else method)]
 
@@ -350,13 +395,16 @@ class Explainer:
     # -- the work ----------------------------------------------------------------
     def explain(self, image: Any, *, name: str | None = None, method: str | Mapping[str, Any] | None = None,
                 target: str | int | None = None, threshold: float | None = None,
-                mask_threshold: float | None = None) -> Explanation:
+                mask_threshold: float | None = None,
+                segmenter_method: str | Mapping[str, Any] | None = None) -> Explanation:
         """Classify, attribute and (with a segmenter) segment one image.
 
         Args:
             image: a file path, or an array / PIL image / tensor (see :func:`medcam.data.preprocess_image`).
             name: what the record calls the image (default: the path).
-            method, target, threshold, mask_threshold: per-call overrides of the constructor's settings.
+            method, target, threshold, mask_threshold, segmenter_method: per-call overrides of the
+                constructor's settings (a segmenter method switches the segmenter map on for this call,
+                ``"none"`` off).
 
         Returns:
             an :class:`Explanation` on the picture grid; its record (boxes in original pixels) has no
@@ -391,14 +439,23 @@ class Explainer:
         rgb = to_rgb(picture)  # once, for both overlays
         truth = self._truth(source, (h0, w0)) if self.ground_truth else None
         truth_mask, truth_boxes = self._truth_on_grid(truth, factor, picture.shape[:2])
-        mask = mask_picture = None
+        mask = mask_picture = seg_map = seg_picture = None
         boxes, source_name = attr_boxes, "attribution"
+        notes = []
+        if segmenter_method is None:
+            seg_key = self.segmenter_method
+        else:
+            seg_key = None if segmenter_method == NO_METHOD else self.segmenter_method_name(segmenter_method)
         if self.segmenter is not None:
-            mask, boxes = self._segment(source, factor, mask_threshold)
+            mask, boxes, seg_map = self._segment(source, factor, mask_threshold, seg_key)
             source_name = "segmenter"
             mask_picture = mask_overlay(rgb, mask, boxes)
+            if seg_map is not None:
+                seg_picture = attribution_overlay(rgb, seg_map, boxes, cmap=self.cmap, alpha=self.alpha)
+                if not bool(mask.any()):
+                    notes.append("the segmenter found no region above the mask threshold, so its map is empty; "
+                                 "lower --mask-threshold to see what it looked at")
         explained = names[int(result.targets[0, 0])]
-        notes = []
         if result.empty is not None and bool(result.empty.reshape(-1)[0]):
             predicted = int(result.targets[0, 0]) == int(probs.argmax())
             notes.append(empty_map_advice(built.name, 1, 1, [explained], cli=True, predicted=predicted))
@@ -408,12 +465,14 @@ class Explainer:
             target=explained, boxes=_to_original(boxes, factor, (h0, w0)),
             box_source=source_name, attribution_boxes=_to_original(attr_boxes, factor, (h0, w0)),
             image_size=(h0, w0), warnings=notes, box_threshold=cut,
-            ground_truth=None if truth is None else truth.to_record())
+            ground_truth=None if truth is None else truth.to_record(),
+            segmenter_method=None if seg_key is None else self._methods[seg_key].name)
         return Explanation(record=record, original=picture, heatmap=heatmap,
                            saliency=saliency_image(heatmap, self.cmap),
                            overlay=attribution_overlay(rgb, heatmap, attr_boxes, cmap=self.cmap, alpha=self.alpha,
                                                        truth_boxes=truth_boxes, truth_mask=truth_mask),
-                           mask=mask, mask_overlay=mask_picture, factor=factor)
+                           mask=mask, mask_overlay=mask_picture, factor=factor, segmenter_heatmap=seg_map,
+                           segmenter_overlay=seg_picture)
 
     @staticmethod
     def _truth(source: Any, size: tuple[int, int]) -> Any:
@@ -439,18 +498,32 @@ class Explainer:
             mask = torch.nn.functional.adaptive_max_pool2d(mask, grid)
         return mask[0, 0].numpy() > 0, torch.zeros(0, 4)
 
-    @torch.no_grad()
-    def _segment(self, source: Any, factor: int, mask_threshold: float | None) -> tuple[Tensor, Tensor]:
-        """The segmenter's mask ``(h, w)`` bool on the picture grid and its component boxes ``(N, 4)``."""
+    def _segment(self, source: Any, factor: int, mask_threshold: float | None,
+                 method: str | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The segmenter's mask ``(h, w)`` bool on the picture grid, its component boxes ``(N, 4)`` and, for a
+        ``method`` key, its attribution map ``(h, w)`` in [0, 1] (else None)."""
+        from ..attribution import EmptyMapWarning
+        from ..attribution_segmentation import explain_segmenter
         from ..boxes import component_boxes, connected_components
 
         assert self.segmenter is not None and self.segmenter_preprocess is not None
         cut = self.mask_threshold if mask_threshold is None else float(mask_threshold)
+        if not 0.0 <= cut <= 1.0:
+            raise ValueError(f"mask_threshold must be in [0, 1], got {mask_threshold}")
         prep = self._prepare(source, self.segmenter_preprocess)
-        probs = torch.sigmoid(self.segmenter(prep.image.to(_device_of(self.segmenter))).float()).amax(1)  # (1, h, w)
-        mask = prep.geometry.on_grid(factor).map_to_original(probs)[0].cpu() > cut
+        image = prep.image.to(_device_of(self.segmenter))
+        grid = prep.geometry.on_grid(factor)
+        with torch.no_grad():
+            probs = torch.sigmoid(self.segmenter(image).float()).amax(1)  # (1, h, w)
+        mask = grid.map_to_original(probs)[0].cpu() > cut
         labels, counts = connected_components(mask[None])
-        return mask, component_boxes(labels, counts)[0]
+        seg_map = None
+        if method is not None:
+            with warnings.catch_warnings():  # an empty region is said in the record's warnings
+                warnings.simplefilter("ignore", EmptyMapWarning)
+                maps = explain_segmenter(self.segmenter, image, self._methods[method], threshold=cut)  # (1, h, w)
+            seg_map = grid.map_to_original(maps.detach().float())[0].cpu().clamp(0.0, 1.0)
+        return mask, component_boxes(labels, counts)[0], seg_map
 
     def run(self, image: Any, out_dir: str | os.PathLike[str] | None = None, *, name: str | None = None,
             stamp: str | None = None, **options: Any) -> dict[str, Any]:
@@ -459,10 +532,11 @@ class Explainer:
         Args:
             image: a file path or an in-memory image.
             out_dir: folder for ``<stem>_saliency_<stamp>.png``, ``<stem>_overlay_<stamp>.png``
-                (and ``<stem>_mask_<stamp>.png`` with a segmenter); None writes nothing.
+                (and ``<stem>_mask_<stamp>.png`` with a segmenter, ``<stem>_segmap_<stamp>.png`` with a
+                segmenter method); None writes nothing.
             name: the record's ``image`` (default: the path).
             stamp: timestamp for the file names (default: now, ``YYYYmmddHHMMSS``).
-            **options: per-call ``method``, ``target``, ``threshold``, ``mask_threshold``.
+            **options: per-call ``method``, ``target``, ``threshold``, ``mask_threshold``, ``segmenter_method``.
 
         Returns:
             the record: ``result`` ``"ok"`` with paths filled in, or ``"fail"`` with ``error``.
@@ -477,6 +551,7 @@ class Explainer:
                 record["saliency_path"] = paths["saliency"]
                 record["overlay_path"] = paths["overlay"]
                 record["mask_path"] = paths.get("mask")
+                record["segmenter_map_path"] = paths.get("segmap")
             return record
         except (KeyboardInterrupt, SystemExit):
             raise

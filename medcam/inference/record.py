@@ -7,7 +7,8 @@ Every record has the same keys (JSON Schema: ``docs/explain.schema.json``)::
      "method": "gradcam", "target": "benign",
      "saliency_path": ".../benign (1)_saliency_20260101120000.png",
      "overlay_path": ".../benign (1)_overlay_20260101120000.png",
-     "mask_path": null, "boxes": [[x0, y0, x1, y1], ...], "box_source": "attribution",
+     "mask_path": null, "segmenter_method": null, "segmenter_map_path": null,
+     "boxes": [[x0, y0, x1, y1], ...], "box_source": "attribution",
      "attribution_boxes": [[...]], "box_threshold": 0.5, "image_size": [H, W],
      "ground_truth": {"source": ".../benign (1)_mask.png", "boxes": [[...]], "labels": [""]} | null,
      "warnings": [], "error": null}
@@ -15,6 +16,8 @@ Every record has the same keys (JSON Schema: ``docs/explain.schema.json``)::
 Boxes are in pixels of the original image, ``x1``/``y1`` exclusive. ``ground_truth`` is what the
 image file comes with (:mod:`medcam.inference.truth`), null when nothing was found. A ``fail``
 record has ``error`` set to the reason and nulls (empty box lists) elsewhere.
+``segmenter_method`` / ``segmenter_map_path``: with ``--segmenter-method``, the attribution method of
+the segmenter's own map (what it looked at to segment its region) and that picture; null otherwise.
 ``warnings`` lists what the user should know about an ``ok`` result, e.g. an
 empty attribution map and what to try instead.
 """
@@ -27,7 +30,7 @@ __all__ = ["RECORD_KEYS", "fail_record", "ok_record", "format_row", "summary_lin
 #: Keys of every record, in output order.
 RECORD_KEYS: tuple[str, ...] = (
     "result", "image", "diagnosis", "probabilities", "method", "target", "saliency_path", "overlay_path",
-    "mask_path", "boxes", "box_source", "attribution_boxes", "box_threshold", "image_size", "ground_truth",
+    "mask_path", "segmenter_method", "segmenter_map_path", "boxes", "box_source", "attribution_boxes", "box_threshold", "image_size", "ground_truth",
     "warnings", "error",
 )
 
@@ -42,7 +45,8 @@ def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float],
               boxes: Any, box_source: str, attribution_boxes: Any, image_size: Sequence[int],
               saliency_path: str | None = None, overlay_path: str | None = None,
               box_threshold: float, mask_path: str | None = None, warnings: Sequence[str] = (),
-              ground_truth: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              ground_truth: Mapping[str, Any] | None = None, segmenter_method: str | None = None,
+              segmenter_map_path: str | None = None) -> dict[str, Any]:
     """A successful record (see the module docstring); boxes are ``(N, 4)`` in original pixels."""
     return {
         "result": "ok",
@@ -54,6 +58,8 @@ def ok_record(*, image: str, diagnosis: str, probabilities: Mapping[str, float],
         "saliency_path": saliency_path,
         "overlay_path": overlay_path,
         "mask_path": mask_path,
+        "segmenter_method": segmenter_method,
+        "segmenter_map_path": segmenter_map_path,
         "boxes": _box_list(boxes),
         "box_source": box_source,
         "attribution_boxes": _box_list(attribution_boxes),
@@ -78,6 +84,8 @@ def fail_record(image: str | None, error: str, method: str | None = None) -> dic
         "saliency_path": None,
         "overlay_path": None,
         "mask_path": None,
+        "segmenter_method": None,
+        "segmenter_map_path": None,
         "boxes": [],
         "box_source": None,
         "attribution_boxes": [],
@@ -99,6 +107,7 @@ def format_row(record: Mapping[str, Any]) -> str:
     n = len(record["boxes"])
     where = record["overlay_path"] or ""
     mask = f"  mask: {record['mask_path']}" if record.get("mask_path") else ""
+    mask += f"  segmenter map: {record['segmenter_map_path']}" if record.get("segmenter_map_path") else ""
     notes = "".join(f"  warning: {w}" for w in record.get("warnings") or ())
     return (f"ok    {image}  {record['diagnosis']} {p:.3f}  {n} box{'es' if n != 1 else ''} "
             f"({record['box_source']})  {where}{mask}").rstrip() + notes

@@ -189,7 +189,8 @@ def test_method_choice_and_json_download(app_url, checkpoints, busi_dir, tmp_pat
     image = _busi_image(busi_dir)
     label, _, (width, height) = _expected(checkpoints[0], image)
     client = client_module.Client(app_url, verbose=False, download_files=str(tmp_path))
-    outputs = client.predict(client_module.handle_file(str(image)), "gradcam++", 0.5, 0.5, api_name="/analyse")
+    outputs = client.predict(client_module.handle_file(str(image)), "gradcam++", 0.5, 0.5, "layercam",
+                             api_name="/analyse")
     download = outputs[-1]
     path = download["value"] if isinstance(download, dict) else download
     record = json.loads(Path(path).read_text())
@@ -198,3 +199,4 @@ def test_method_choice_and_json_download(app_url, checkpoints, busi_dir, tmp_pat
     assert record["result"] == "ok" and record["method"] == "gradcam++" and record["diagnosis"] == label
     assert record["image"] == image.name and record["image_size"] == [height, width]
     assert record["box_source"] == "segmenter" and record["saliency_path"] is None
+    assert record["segmenter_method"] == "layercam" and record["segmenter_map_path"] is None  # shown, not written

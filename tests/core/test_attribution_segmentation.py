@@ -9,7 +9,7 @@ import torch
 
 import medcam
 from medcam.attribution_segmentation import RegionScores, explain_segmenter, region_masks, segmenter_layer
-from medcam.errors import ShapeError, UnknownNameError
+from medcam.errors import ImageValueError, ShapeError, UnknownNameError
 
 LAYER = "net.encoder.backbone.stages.2"
 
@@ -127,3 +127,27 @@ def test_errors(segmenter):
         explain_segmenter(plain, images)
     with pytest.raises(ValueError, match="classes|head"):
         explain_segmenter(segmenter, images, "cam")
+
+
+def test_every_registered_method_maps_a_segmenter_region_except_the_head_readouts():
+    import warnings
+
+    from medcam.attribution_segmentation import CLASSIFIER_HEAD_METHODS
+    from medcam.registry import get_registry
+
+    torch.manual_seed(0)
+    seg = medcam.build_segmenter({"name": "unet", "encoder": {"name": "tiny_cnn", "width": 4}, "num_classes": 2,
+                                  "preprocess": {"size": [32, 32]}}).eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for name in get_registry("attributions").list():
+        if name in CLASSIFIER_HEAD_METHODS:
+            with pytest.raises((ValueError, TypeError), match=name):
+                explain_segmenter(seg, images, name, threshold=0.0)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            maps = explain_segmenter(seg, images, name, threshold=0.0)   # noisy copies (SS-CAM) are not refused
+        assert maps.shape == (2, 32, 32), name
+        assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0 + 1e-6, name
+    with pytest.raises(ImageValueError, match="outside"):                 # the caller's images are checked
+        explain_segmenter(seg, images * 255, "gradcam")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 
-PNG = re.compile(r"^(?P<stem>.+)_(?P<kind>saliency|overlay|mask)_(?P<stamp>\d{14})(_\d+)?\.png$")
+PNG = re.compile(r"^(?P<stem>.+)_(?P<kind>saliency|overlay|mask|segmap)_(?P<stamp>\d{14})(_\d+)?\.png$")
 
 
 @pytest.mark.data
@@ -68,12 +68,23 @@ def test_segmenter_and_overrides(synthetic_busi, trained_checkpoint, segmenter_c
     image = synthetic_busi / "malignant" / "malignant (2).png"
     code, text, err = cli("explain", trained_checkpoint, image, "--segmenter", segmenter_checkpoint, "--json",
                           "--out", tmp_path, "--method", "xgradcam", "--target", "benign", "--rolling-ball", "180",
-                          "--resize", "pad", "--size", "48", "--grey", "--mask-threshold", "0")
+                          "--resize", "pad", "--size", "48", "--grey", "--mask-threshold", "0",
+                          "--segmenter-method", "gradcam++")
     assert code == 0, err
     record = json.loads(text)
     assert record["method"] == "xgradcam" and record["target"] == "benign"
     assert record["box_source"] == "segmenter" and record["boxes"] == [[0, 0, 40, 40]]
     assert PNG.match(Path(record["mask_path"]).name)["kind"] == "mask"
+    assert record["segmenter_method"] == "gradcam++"
+    assert PNG.match(Path(record["segmenter_map_path"]).name)["kind"] == "segmap"
+
+
+def test_segmenter_method_without_a_learned_segmenter_is_a_usage_error(synthetic_busi, trained_checkpoint, cli):
+    image = synthetic_busi / "malignant" / "malignant (2).png"
+    code, _, err = cli("explain", trained_checkpoint, image, "--segmenter-method", "gradcam")
+    assert code == 2 and "segmenter_method needs a segmenter (--segmenter)" in err
+    code, _, err = cli("explain", trained_checkpoint, image, "--segmenter", "lung_fields", "--segmenter-method", "gradcam")
+    assert code == 2 and "'lung_fields' has no learned layers" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -256,3 +256,45 @@ def test_box_threshold_defaults_to_the_heads_own():
     assert Explainer(plain).threshold == 0.5
     record = Explainer(wsol).explain(np.zeros((40, 40), dtype=np.uint8)).record
     assert record["box_threshold"] == 0.83 and record["ground_truth"] is None
+
+
+def test_segmenter_map_is_the_region_attribution_on_the_original_image(trained_checkpoint, segmenter_checkpoint,
+                                                                       wide_image, tmp_path):
+    from medcam.attribution_segmentation import explain_segmenter
+
+    ex = Explainer.from_checkpoint(trained_checkpoint, segmenter_checkpoint, device="cpu", mask_threshold=0.3,
+                                   segmenter_method="gradcam")
+    result = ex.explain(wide_image)
+    seg = medcam.load(segmenter_checkpoint)
+    prep = preprocess_image(wide_image, seg.spec)
+    expected = prep.geometry.map_to_original(explain_segmenter(seg, prep.image, "gradcam", threshold=0.3))[0]
+    assert result.segmenter_heatmap.shape == (40, 60) and result.segmenter_overlay.shape == (40, 60, 3)
+    torch.testing.assert_close(result.segmenter_heatmap, expected.clamp(0, 1))
+    assert result.record["segmenter_method"] == "gradcam" and ex.segmenter_method_label == "gradcam"
+    record = ex.run(wide_image, tmp_path)
+    assert re.fullmatch(r"wide scan_segmap_\d{14}\.png", record["segmenter_map_path"].rsplit("/", 1)[1])
+    with Image.open(record["segmenter_map_path"]) as picture:
+        assert picture.size == (60, 40)
+    off = ex.explain(wide_image, segmenter_method="none")
+    assert off.segmenter_heatmap is None and off.record["segmenter_method"] is None
+    assert "segmap" not in off.pictures() and "mask" in off.pictures()
+
+
+def test_segmenter_map_is_switched_on_per_call_and_says_when_the_region_is_empty(trained_checkpoint,
+                                                                               segmenter_checkpoint, wide_image):
+    ex = Explainer.from_checkpoint(trained_checkpoint, segmenter_checkpoint, device="cpu")
+    assert ex.explain(wide_image).segmenter_heatmap is None
+    empty = ex.explain(wide_image, segmenter_method="layercam", mask_threshold=1.0)
+    assert not bool(empty.mask.any()) and float(empty.segmenter_heatmap.max()) == 0.0
+    assert any("segmenter found no region" in w for w in empty.record["warnings"])
+
+
+def test_segmenter_map_refusals(trained_checkpoint, segmenter_checkpoint):
+    with pytest.raises(ValueError, match="needs a segmenter"):
+        Explainer.from_checkpoint(trained_checkpoint, device="cpu", segmenter_method="gradcam")
+    with pytest.raises(ValueError, match="'cam' reads a classifier head"):
+        Explainer.from_checkpoint(trained_checkpoint, segmenter_checkpoint, device="cpu", segmenter_method="cam")
+    with pytest.raises(ValueError, match="'lung_fields' has no learned layers"):
+        Explainer.from_checkpoint(trained_checkpoint, "lung_fields", device="cpu", segmenter_method="gradcam")
+    with pytest.raises(UnknownNameError, match="gradcam"):
+        Explainer.from_checkpoint(trained_checkpoint, segmenter_checkpoint, device="cpu", segmenter_method="gradcm")
