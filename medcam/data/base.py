@@ -514,7 +514,8 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         batch["boxes"] = [it["boxes"] for it in items]
     if "box_labels" in keys:
         batch["box_labels"] = [it["box_labels"] for it in items]
-    batch["path"] = [it["path"] for it in items]
+    if "path" in keys:
+        batch["path"] = [it["path"] for it in items]
     if "index" in keys:
         batch["index"] = torch.as_tensor([int(it["index"]) for it in items], dtype=torch.long)
     for key in keys - {"image", "label", "mask", "boxes", "box_labels", "path", "index"}:

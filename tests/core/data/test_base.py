@@ -146,3 +146,11 @@ def test_huge_image_with_mask_and_reference_boxes_is_reduced_consistently(tmp_pa
     torch.testing.assert_close(item["boxes"][0], expected, atol=0.6, rtol=0)
     rows, cols = item["mask"].nonzero().unbind(1)
     assert abs(int(cols.min()) - expected[0]) <= 1 and abs(int(rows.max()) + 1 - expected[3]) <= 1
+
+
+def test_collate_of_items_with_only_image_and_label():
+    """A user's own data set of ``{"image", "label"}`` items (the documented minimum) batches: no "path" needed."""
+    items = [{"image": torch.full((3, 4, 4), float(i)), "label": torch.tensor(i % 2)} for i in range(3)]
+    batch = collate(items)
+    assert set(batch) == {"image", "label"}
+    assert batch["image"].shape == (3, 3, 4, 4) and batch["label"].tolist() == [0, 1, 0]
