@@ -4,7 +4,7 @@
     python benchmarks/demo_ablation.py --data ../shared/data/busi --loss ratio --seed 1
     python benchmarks/demo_ablation.py --data ../shared/data/busi --loss energy --seed 0   # the demo itself
 
-Trains the demo model (``medcam.engine.demo``: pretrained Lite0 at 160 px, same split,
+Trains the demo model (``medcam.demo``: pretrained Lite0 at 160 px, same split,
 schedule and augmentation) with ``--loss``:
 
 * ``energy``: the demo's loss (attention_box, energy mode);
@@ -32,7 +32,7 @@ LOSSES = ("energy", "ratio", "ce")
 
 def demo_spec(loss: str) -> dict[str, Any]:
     """The demo's model spec with the loss ``loss`` (one of :data:`LOSSES`)."""
-    from medcam.engine.demo import DEMO_SPEC
+    from medcam.demo import DEMO_SPEC
     from medcam.spec import resolve_model_spec
 
     spec = copy.deepcopy(resolve_model_spec(DEMO_SPEC))
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
-    from medcam.engine import demo
+    from medcam import demo
     from medcam.engine.runs import DataConfig, train_on_folder
     from medcam.errors import MedcamError
 

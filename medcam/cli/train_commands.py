@@ -244,7 +244,7 @@ def demo_command(data_path: str | None, out_dir: str, epochs: int | None, seed: 
     and report its held-out classification and localization."""
     if quiet:  # before tqdm is imported: it reads TQDM_DISABLE once
         _quiet()
-    from medcam.engine.demo import demo_report, run_demo
+    from medcam.demo import demo_report, run_demo
 
     if threads is not None:
         _set_threads(threads)

@@ -1,11 +1,11 @@
-"""medcam.engine.demo: the demo runs end to end on generated data and reports held-out metrics."""
+"""medcam.demo: the demo runs end to end on generated data and reports held-out metrics."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from medcam.engine import demo
+from medcam import demo
 
 
 @pytest.mark.slow

@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from medcam.bench.localize import format_localization
 
-from .logs import format_metrics
-from .runs import DataConfig, train_on_folder
+from medcam.engine.logs import format_metrics
+from medcam.engine.runs import DataConfig, train_on_folder
 
 __all__ = ["DEMO_SPEC", "DEMO_TRAIN", "DEMO_CHECKPOINT", "DEMO_DATA", "SYNTHETIC_PER_CLASS", "DEMO_METHODS", "run_demo",
            "demo_report", "held_out_evaluations"]
