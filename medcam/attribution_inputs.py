@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .errors import AttributionError, ShapeError, UnknownNameError
 from .model import MedcamModel, MedcamSegmenter, check_images, check_pixel_values
+from .registry import suggestion
 
 __all__ = ["TargetLike", "normalize_maps", "resize_maps", "logits_of", "resolve_targets", "TargetLayer",
            "resolve_layer", "capture_output", "replace_output", "preserved_state", "checked_once", "model_device",
@@ -211,12 +212,7 @@ def _layer_hint(name: str, candidates: list[str]) -> str:
     """Close module names: names ending in ``.name`` (a path relative to a submodule) first,
     else difflib's closest (ancestors are not suggestions: a typo is rarely a shorter path)."""
     matches = [n for n in candidates if n.endswith("." + name)][:3]
-    if not matches:
-        matches = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
-    if not matches:
-        return ""
-    quoted = [f"'{m}'" for m in matches]
-    return "; did you mean " + (quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]) + "?"
+    return suggestion(matches or difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))
 
 
 def _level_layer(model: MedcamModel, level: int) -> TargetLayer:

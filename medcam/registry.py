@@ -33,31 +33,14 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from .errors import NameClashError, PluginError, UnknownNameError
 
 __all__ = [
-    "Registry",
-    "Entry",
-    "Preset",
-    "describe",
-    "normalize_name",
-    "close_matches",
-    "did_you_mean",
-    "REGISTRIES",
-    "get_registry",
-    "backbones",
-    "segmenters",
-    "heads",
-    "attributions",
-    "losses",
-    "models",
-    "metrics",
-    "weights",
-    "datasets",
-    "BUNDLED_DISTRIBUTION",
-    "AUTOLOAD_ENV",
+    "Registry", "Entry", "Preset", "describe", "normalize_name", "close_matches", "did_you_mean", "suggestion",
+    "REGISTRIES", "get_registry", "backbones", "segmenters", "heads", "attributions", "losses", "models", "metrics",
+    "weights", "datasets", "BUNDLED_DISTRIBUTION", "AUTOLOAD_ENV",
 ]
 
 T = TypeVar("T")
@@ -98,8 +81,12 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"``, ``"; did you mean 'x' or 'y'?"`` or ``""``."""
-    matches = close_matches(word, candidates)
+    """``"; did you mean 'x'?"``, ``"; did you mean 'x' or 'y'?"`` or ``""`` (:func:`close_matches`)."""
+    return suggestion(close_matches(word, candidates))
+
+
+def suggestion(matches: Sequence[str]) -> str:
+    """``"; did you mean 'x', 'y' or 'z'?"`` naming ``matches`` (``""`` for none)."""
     if not matches:
         return ""
     quoted = [f"'{m}'" for m in matches]

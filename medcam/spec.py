@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -35,6 +34,7 @@ from typing import Any, Callable, Mapping
 from ._lazy import lazy_attributes
 from .errors import PluginError, SpecError, UnknownNameError
 from .limits import MAX_CLASSES, MAX_IN_CHANS
+from .params import Range, check_choice, check_keys, check_number, check_value, parameter_hints
 from .registry import Registry, did_you_mean, get_registry, normalize_name
 from .spec_merge import PART_LISTS, deep_merge, expand_preset
 from .weights import default_normalization
@@ -165,21 +165,15 @@ def _plain(value: Any, path: str) -> Any:
                     f"(use numbers, strings, lists and mappings)")
 
 
-def _check_type(value: Any, default: Any, path: str) -> None:
-    if default is None or value is None or default is inspect.Parameter.empty:
-        return
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:
-        return
-    if not ok:
-        raise SpecError(f"{path}: expected {type(default).__name__} (default {default!r}), got {value!r}")
+def _check_parameter(value: Any, hint: Any, default: Any, path: str) -> None:
+    """Check a part parameter against its factory's annotation (:mod:`medcam.params`: types,
+    ``Literal`` choices, ``Range`` bounds); an unannotated parameter by its default's type."""
+    if hint is None:
+        if value is None or not isinstance(default, (bool, int, float, str)):
+            return
+        hint = type(default)
+    known = default is not inspect.Parameter.empty and default is not None
+    check_value(value, hint, path, note=f"default {default!r}" if known else "")
 
 
 def _signature(factory: Callable[..., Any], where: str) -> inspect.Signature:
@@ -216,6 +210,7 @@ def resolve_part(kind: str | Registry[Any], spec: Any, path: str, *, extra_keys:
     except UnknownNameError as err:
         raise UnknownNameError(f"{path}.name: {err}") from None
     signature = _signature(factory, f"{path} ({name})")
+    hints = parameter_hints(factory)
     params = [p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     accepted = {p.name: p for p in params}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
@@ -239,13 +234,12 @@ def resolve_part(kind: str | Registry[Any], spec: Any, path: str, *, extra_keys:
     for pname in settable:
         p = accepted[pname]
         if pname in spec:
-            value = spec[pname]
-            _check_type(value, p.default, f"{path}.{pname}")
+            out[pname] = _plain(spec[pname], f"{path}.{pname}")  # tuples -> lists, paths -> str, then checked
+            _check_parameter(out[pname], hints.get(pname), p.default, f"{path}.{pname}")
         elif p.default is inspect.Parameter.empty:
             raise SpecError(f"{path}.{pname}: missing required parameter of '{name}'")
         else:
-            value = p.default
-        out[pname] = _plain(value, f"{path}.{pname}")
+            out[pname] = _plain(p.default, f"{path}.{pname}")
     if takes_any:
         for key, value in spec.items():
             if key not in out and key != "name":
@@ -260,17 +254,8 @@ def split_part(part: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> tup
 
 
 # ---------------------------------------------------------------------- top level
-def _check_keys(spec: Mapping[str, Any], allowed: Mapping[str, str], where: str) -> None:
-    for key in spec:
-        if key not in allowed:
-            prefix = f"{where}: " if where else ""
-            raise SpecError(f"{prefix}{key}: unknown key{did_you_mean(str(key), allowed)} "
-                            f"(keys: {', '.join(allowed)})")
-
-
 def _positive_int(value: Any, path: str, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{path}: expected a positive integer, got {value!r}")
+    check_number(value, path, Range(1), integer=True)
     if most is not None and value > most:
         raise SpecError(f"{path}: at most {most:,} is supported, got {value:,}")
     return value
@@ -278,12 +263,7 @@ def _positive_int(value: Any, path: str, most: int | None = None) -> int:
 
 def check_loss_weight(value: Any, path: str) -> float:
     """A loss's combination weight: a finite number >= 0 (a negative one would train towards a higher loss)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{path}: expected a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise SpecError(f"{path}: must be finite and >= 0 (a negative weight trains towards a higher loss), "
-                        f"got {value!r}")
-    return float(value)
+    return check_number(value, path, Range(0.0), note="a negative weight trains towards a higher loss")
 
 
 def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
@@ -298,7 +278,7 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
         raw = {}
     if not isinstance(raw, Mapping):
         raise SpecError(f"{path}: expected a mapping, got {raw!r}")
-    _check_keys(raw, {k: "" for k in PREPROCESS_DEFAULTS}, path)
+    check_keys(raw, PREPROCESS_DEFAULTS, path)
     out = deep_merge(PREPROCESS_DEFAULTS, raw)
     size = out["size"]
     if isinstance(size, int) and not isinstance(size, bool):
@@ -307,9 +287,7 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
         raise SpecError(f"{path}.size: expected [height, width] in pixels or one int, got {out['size']!r}")
     out["size"] = [int(size[0]), int(size[1])]
-    if out["resize"] not in RESIZE_MODES:
-        raise SpecError(f"{path}.resize: expected one of {', '.join(RESIZE_MODES)}, got {out['resize']!r}"
-                        f"{did_you_mean(str(out['resize']), RESIZE_MODES)}")
+    check_choice(out["resize"], RESIZE_MODES, f"{path}.resize")
     mean, std = normalization or (IMAGENET_MEAN, IMAGENET_STD)
     for key, default in (("mean", mean), ("std", std)):
         value = out[key]
@@ -341,8 +319,7 @@ def resolve_preprocess(raw: Any, in_chans: int, path: str = "preprocess",
         out["resize_to"] = [int(resize_to[0]), int(resize_to[1])]
     factor = out["downscale"]
     if factor is not None:
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
-            raise SpecError(f"{path}.downscale: expected a number >= 1 (e.g. 3 to shrink 3x), got {factor!r}")
+        check_number(factor, f"{path}.downscale", Range(1), note="e.g. 3 to shrink 3x")
         if out["resize"] != "none":
             raise SpecError(f"{path}.downscale: only used with resize 'none' (resize is {out['resize']!r}): "
                             f"the image is shrunk by this factor, then center-cropped or padded to size")
@@ -409,7 +386,7 @@ def resolve_model_spec(source: Any) -> dict[str, Any]:
     if "num_classes" not in raw and isinstance(names, (list, tuple)) and names:
         raw["num_classes"] = len(names)  # the spec's own class names win over a preset's count
     spec = expand_preset(raw, MODEL_KEYS, OPTIONAL_KEYS)
-    _check_keys(spec, MODEL_KEYS, "")
+    check_keys(spec, MODEL_KEYS)
     if "backbone" not in spec:
         raise SpecError("backbone: missing (every model needs a backbone; medcam list backbones)")
     class_names = spec.get("class_names")

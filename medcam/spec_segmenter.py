@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .limits import MAX_CLASSES, MAX_IN_CHANS
+from .params import check_keys
 from .registry import get_registry
-from .spec import _check_keys, _positive_int, load_spec, resolve_losses, resolve_part, resolve_preprocess, resolve_train
+from .spec import _positive_int, load_spec, resolve_losses, resolve_part, resolve_preprocess, resolve_train
 from .spec_merge import expand_preset
 
 __all__ = ["SEGMENTER_KEYS", "DEFAULT_SEGMENTER_LOSS", "spec_kind", "resolve_segmenter_spec"]
@@ -79,7 +80,7 @@ def resolve_segmenter_spec(source: Any) -> dict[str, Any]:
         part = {k: v for k, v in spec.items() if k not in SEGMENTER_KEYS}
         spec = {k: v for k, v in spec.items() if k in SEGMENTER_KEYS}
         spec["segmenter"] = part
-    _check_keys(spec, SEGMENTER_KEYS, "")
+    check_keys(spec, SEGMENTER_KEYS)
     in_chans = _positive_int(spec.get("in_chans", 3), "in_chans", MAX_IN_CHANS)
     out: dict[str, Any] = {"name": preset} if preset else {}
     out.update({

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from medcam.errors import SpecError
+from medcam.params import Range, check_choice, check_keys, check_number, check_value
 from medcam.registry import did_you_mean
 
 __all__ = ["BenchSpec", "ModelEntry", "load_bench_spec", "DATA_DEFAULTS", "EVAL_DEFAULTS", "BASELINE_NAMES"]
@@ -160,12 +161,6 @@ class BenchSpec:
         return load_bench_spec(raw)
 
 
-def _check_keys(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
-    for key in data:
-        if key not in known:
-            raise SpecError(f"{where}{key}: unknown key{did_you_mean(str(key), known)} (keys: {', '.join(known)})")
-
-
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -175,11 +170,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 
 def _int(value: Any, where: str, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{where}: expected an integer >= {minimum}{' or null' if optional else ''}, got {value!r}")
-    return int(value)
+    return check_number(value, where, Range(minimum), integer=True, optional=optional)
 
 
 def _methods(value: Any, where: str) -> Any:
@@ -213,21 +204,16 @@ def _names(value: Any, where: str) -> list[str]:
 
 def _eval(raw: Any) -> dict[str, Any]:
     data = _mapping(raw, "eval")
-    _check_keys(data, list(EVAL_DEFAULTS), "eval.")
+    check_keys(data, EVAL_DEFAULTS, "eval")
     out = {**copy.deepcopy(EVAL_DEFAULTS), **data}
     out["methods"] = _methods(out["methods"], "eval.methods") or "all"
     out["exclude_methods"] = _names(out["exclude_methods"], "eval.exclude_methods")
-    interval = out["interval"]
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < 1:
-        raise SpecError(f"eval.interval: expected a threshold step in (0, 1) such as 0.01, got {interval!r}")
-    out["interval"] = float(interval)
+    out["interval"] = check_number(out["interval"], "eval.interval", Range(0.0, 1.0, low_open=True, high_open=True),
+                                   note="a threshold step such as 0.01")
     out["batch_size"] = _int(out["batch_size"], "eval.batch_size", 1)
     out["gallery"] = _int(out["gallery"], "eval.gallery", 0)
-    if out["checkpoint"] not in ("best", "last"):
-        raise SpecError(f"eval.checkpoint: expected best or last, got {out['checkpoint']!r}"
-                        f"{did_you_mean(str(out['checkpoint']), ('best', 'last'))}")
-    if not isinstance(out["val_threshold"], bool):
-        raise SpecError(f"eval.val_threshold: expected true or false, got {out['val_threshold']!r}")
+    check_choice(out["checkpoint"], ("best", "last"), "eval.checkpoint")
+    check_value(out["val_threshold"], bool, "eval.val_threshold")
     return out
 
 
@@ -236,7 +222,7 @@ def _faithfulness(raw: Any) -> dict[str, Any]:
     from .faithfulness import FAITHFULNESS_DEFAULTS, resolve_metrics
 
     data = _mapping(raw, "faithfulness")
-    _check_keys(data, list(FAITHFULNESS_DEFAULTS), "faithfulness.")
+    check_keys(data, FAITHFULNESS_DEFAULTS, "faithfulness")
     out = {**copy.deepcopy(FAITHFULNESS_DEFAULTS), **data}
     metrics = out["metrics"]
     if metrics is None:
@@ -247,8 +233,7 @@ def _faithfulness(raw: Any) -> dict[str, Any]:
         raise SpecError(f"faithfulness.metrics: expected a list of metric names or part specs, got {metrics!r}")
     out["metrics"] = [part for _, part in resolve_metrics(metrics)]
     out["images"] = _int(out["images"], "faithfulness.images", 0)
-    if not isinstance(out["baselines"], bool):
-        raise SpecError(f"faithfulness.baselines: expected true or false, got {out['baselines']!r}")
+    check_value(out["baselines"], bool, "faithfulness.baselines")
     return out
 
 
@@ -260,10 +245,7 @@ def _baselines(raw: Any) -> list[dict[str, Any]]:
     out = []
     for i, item in enumerate(raw):
         part = {"name": item} if isinstance(item, str) else _mapping(item, f"baselines[{i}]")
-        name = part.get("name")
-        if name not in BASELINE_NAMES:
-            raise SpecError(f"baselines[{i}].name: unknown baseline {name!r}{did_you_mean(str(name), BASELINE_NAMES)} "
-                            f"(baselines: {', '.join(BASELINE_NAMES)})")
+        check_choice(part.get("name"), BASELINE_NAMES, f"baselines[{i}].name")
         out.append(part)
     return out
 
@@ -273,7 +255,7 @@ def _model(raw: Any, i: int) -> ModelEntry:
     if isinstance(raw, str):
         raw = {"key": raw, "spec": raw}
     data = _mapping(raw, where)
-    _check_keys(data, _MODEL_KEYS, f"{where}.")
+    check_keys(data, _MODEL_KEYS, where)
     if "spec" not in data and "checkpoint" not in data:
         raise SpecError(f"{where}: needs 'spec' (a preset name, mapping or file) or 'checkpoint'")
     key = data.get("key")
@@ -318,9 +300,9 @@ def load_bench_spec(source: Any) -> BenchSpec:
         raw = load_spec(source)
         if set(raw) == {"name"} and isinstance(source, str):
             raise FileNotFoundError(f"benchmark spec '{source}' is not a file (give a .yaml or .json path)")
-    _check_keys(raw, _TOP_KEYS, "")
+    check_keys(raw, _TOP_KEYS)
     data = _mapping(raw.get("data"), "data")
-    _check_keys(data, list(DATA_DEFAULTS), "data.")
+    check_keys(data, DATA_DEFAULTS, "data")
     data = {**copy.deepcopy(DATA_DEFAULTS), **data}
     train = _mapping(raw.get("train"), "train")
     from medcam.engine.config import TrainConfig

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import SpecError
+from ..params import check_keys
 from ..registry import did_you_mean
 
 __all__ = ["Augment", "AUGMENT_PRESETS", "hflip", "affine", "intensity"]
@@ -203,12 +204,8 @@ class Augment:
             if preset not in AUGMENT_PRESETS:
                 raise SpecError(f"augment.preset: unknown preset {preset!r}{did_you_mean(str(preset), AUGMENT_PRESETS)}")
             values.update(AUGMENT_PRESETS[preset])
-        for key, value in config.items():
-            if key == "preset":
-                continue
-            if key not in names:
-                raise SpecError(f"augment.{key}: unknown key{did_you_mean(str(key), names)} (keys: {', '.join(names)})")
-            values[key] = value
+        check_keys(config, ["preset", *names], "augment")
+        values.update({key: value for key, value in config.items() if key != "preset"})
         if "scale" in values:
             s = values["scale"]
             if isinstance(s, (int, float)) and not isinstance(s, bool):

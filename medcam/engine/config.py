@@ -15,25 +15,31 @@ Unknown keys and misspelled choices are errors with close matches
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from medcam.errors import SpecError
-from medcam.registry import did_you_mean
+from medcam.params import (Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, check_keys,
+                           check_value)
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "AMP_MODES", "MONITORS", "CLASSIFIER_MONITORS",
            "SEGMENTER_MONITORS", "RESUME_SAFE_KEYS", "PRETRAINED_DEFAULTS"]
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("constant", "cosine", "linear", "step", "plateau")
-AMP_MODES = ("auto", "off", "fp16", "bf16")
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
+Scheduler = Literal["constant", "cosine", "linear", "step", "plateau"]
+AmpMode = Literal["auto", "off", "fp16", "bf16"]
 #: Metrics the trainer can monitor for the best checkpoint, early stopping and the plateau schedule:
 #: a classifier's (the first is the default) and a segmenter's (medcam.metrics.segmentation).
-CLASSIFIER_MONITORS = ("balanced_accuracy", "accuracy", "auc", "macro_f1", "loss")
-SEGMENTER_MONITORS = ("dice", "iou", "dice_per_image", "box_acc", "loss")
-MONITORS = tuple(dict.fromkeys(CLASSIFIER_MONITORS + SEGMENTER_MONITORS))
+ClassifierMonitor = Literal["balanced_accuracy", "accuracy", "auc", "macro_f1", "loss"]
+SegmenterMonitor = Literal["dice", "iou", "dice_per_image", "box_acc", "loss"]
+Monitor = Literal[ClassifierMonitor, SegmenterMonitor]
+OPTIMIZERS, SCHEDULERS, AMP_MODES = typing.get_args(Optimizer), typing.get_args(Scheduler), typing.get_args(AmpMode)
+CLASSIFIER_MONITORS, SEGMENTER_MONITORS = typing.get_args(ClassifierMonitor), typing.get_args(SegmenterMonitor)
+MONITORS = typing.get_args(Monitor)
 #: Defaults for a spec whose backbone starts from pretrained weights, under the spec's and the user's
 #: settings: a short warm-up, so the new head's first large gradients do not wreck the pretrained
 #: features (the pretrained Lite0 presets, measured in docs/results.md, train with it).
@@ -89,28 +95,28 @@ class TrainConfig:
         progress: show tqdm progress bars (main process only).
     """
 
-    epochs: int = 10
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    backbone_lr_scale: float = 1.0
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    scheduler: str = "cosine"
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
-    step_epochs: int = 10
-    gamma: float = 0.1
-    plateau_patience: int = 3
-    grad_clip: float | None = None
-    amp: str = "auto"
-    balanced_sampler: bool | str = "auto"
-    monitor: str = "balanced_accuracy"
-    monitor_mode: str = "auto"
-    early_stopping: int | None = None
-    seed: int = 0
-    num_workers: int = 0
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt | None = None
+    optimizer: Optimizer = "adamw"
+    lr: PositiveFloat = 1e-3
+    backbone_lr_scale: NonNegativeFloat = 1.0
+    weight_decay: NonNegativeFloat = 1e-4
+    momentum: NonNegativeFloat = 0.9
+    scheduler: Scheduler = "cosine"
+    warmup_epochs: NonNegativeFloat = 0.0
+    min_lr_ratio: Fraction = 0.0
+    step_epochs: PositiveInt = 10
+    gamma: PositiveFloat = 0.1
+    plateau_patience: NonNegativeInt = 3
+    grad_clip: PositiveFloat | None = None
+    amp: AmpMode = "auto"
+    balanced_sampler: bool | Literal["auto"] = "auto"
+    monitor: Monitor = "balanced_accuracy"
+    monitor_mode: Literal["auto", "max", "min"] = "auto"
+    early_stopping: PositiveInt | None = None
+    seed: NonNegativeInt = 0
+    num_workers: NonNegativeInt = 0
     device: str = "auto"
     sync_bn: bool = False
     progress: bool = True
@@ -119,58 +125,10 @@ class TrainConfig:
         self._validate()
 
     # ------------------------------------------------------------------ validation
-    def _choice(self, key: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, key)
-        if not isinstance(value, str) or value.lower() not in choices:
-            raise SpecError(f"train.{key}: unknown value {value!r}{did_you_mean(str(value).lower(), choices)} "
-                            f"(choices: {', '.join(choices)})")
-        setattr(self, key, value.lower())
-
-    def _number(self, key: str, *, integer: bool = False, minimum: float | None = None, strict: bool = False,
-                optional: bool = False) -> None:
-        value = getattr(self, key)
-        if value is None and optional:
-            return
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise SpecError(f"train.{key}: expected {'an integer' if integer else 'a number'}"
-                            f"{' or null' if optional else ''}, got {value!r}")
-        if minimum is not None and (value < minimum or (strict and value == minimum)):
-            raise SpecError(f"train.{key}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
-        if not integer:
-            setattr(self, key, float(value))
-
     def _validate(self) -> None:
-        self._number("epochs", integer=True, minimum=1)
-        self._number("batch_size", integer=True, minimum=1)
-        self._number("eval_batch_size", integer=True, minimum=1, optional=True)
-        self._choice("optimizer", OPTIMIZERS)
-        self._number("lr", minimum=0.0, strict=True)
-        self._number("backbone_lr_scale", minimum=0.0)
-        self._number("weight_decay", minimum=0.0)
-        self._number("momentum", minimum=0.0)
-        self._choice("scheduler", SCHEDULERS)
-        self._number("warmup_epochs", minimum=0.0)
-        self._number("min_lr_ratio", minimum=0.0)
-        if self.min_lr_ratio > 1:
-            raise SpecError(f"train.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        self._number("step_epochs", integer=True, minimum=1)
-        self._number("gamma", minimum=0.0, strict=True)
-        self._number("plateau_patience", integer=True, minimum=0)
-        self._number("grad_clip", minimum=0.0, strict=True, optional=True)
-        self._choice("amp", AMP_MODES)
-        self._choice("monitor", MONITORS)
-        self._choice("monitor_mode", ("auto", "max", "min"))
-        self._number("early_stopping", integer=True, minimum=1, optional=True)
-        self._number("seed", integer=True, minimum=0)
-        self._number("num_workers", integer=True, minimum=0)
-        if not isinstance(self.balanced_sampler, bool):
-            if not isinstance(self.balanced_sampler, str) or self.balanced_sampler.lower() != "auto":
-                raise SpecError(f"train.balanced_sampler: expected true, false or auto, got {self.balanced_sampler!r}")
-            self.balanced_sampler = "auto"
-        for key in ("sync_bn", "progress"):
-            if not isinstance(getattr(self, key), bool):
-                raise SpecError(f"train.{key}: expected true or false, got {getattr(self, key)!r}")
+        """Every field against its annotation (choices in any case, ints declared float become floats)."""
+        for key, hint in _field_hints().items():
+            setattr(self, key, check_value(getattr(self, key), hint, f"train.{key}", fold_case=True))
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda", "mps")
                                                     or self.device.startswith("cuda:")):
             raise SpecError(f"train.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -207,10 +165,7 @@ class TrainConfig:
             return cls()
         if not isinstance(data, Mapping):
             raise SpecError(f"train: expected a mapping of training settings, got {type(data).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in known:
-                raise SpecError(f"train.{key}: unknown key{did_you_mean(str(key), known)} (keys: {', '.join(known)})")
+        check_keys(data, [f.name for f in dataclasses.fields(cls)], "train")
         return cls(**dict(data))
 
     @classmethod
@@ -257,3 +212,9 @@ class TrainConfig:
         """Keys whose values differ from ``other`` (except ``ignore``), as ``"key: a -> b"``."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if k not in ignore and mine[k] != theirs.get(k)]
+
+
+@functools.cache
+def _field_hints() -> dict[str, Any]:
+    """``{field: annotation}`` of :class:`TrainConfig` (evaluated once)."""
+    return typing.get_type_hints(TrainConfig, include_extras=True)

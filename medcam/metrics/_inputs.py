@@ -1,14 +1,14 @@
 """Input checks and conversions shared by the metrics (maps, masks, boxes)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError, ShapeError
 
 __all__ = ["as_maps", "as_masks", "as_box_lists", "pad_boxes", "normalize_maps", "check_unit_maps", "quantize",
-           "cam_thresholds", "check_choice"]
+           "cam_thresholds"]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -138,12 +138,3 @@ def cam_thresholds(interval: float = 0.01) -> np.ndarray:
     if not 0 < interval < 1:
         raise ValueError(f"interval must be in (0, 1), got {interval}")
     return np.arange(0, 1, interval)
-
-
-def check_choice(value: str, choices: Sequence[str], what: str) -> None:
-    """Raise a ValueError naming the close match when ``value`` is not one of ``choices``."""
-    if value not in choices:
-        from ..registry import did_you_mean
-
-        raise ValueError(f"unknown {what} {value!r}{did_you_mean(str(value), list(choices))} "
-                         f"(one of {', '.join(map(repr, choices))})")

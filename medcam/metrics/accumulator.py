@@ -6,7 +6,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ShapeError
-from ._inputs import as_box_lists, cam_thresholds, check_choice, pad_boxes
+from ..params import check_choice
+from ._inputs import as_box_lists, cam_thresholds, pad_boxes
 from .pxap import pixel_iou_curves, pxap_from_histograms, pxap_histograms
 from .wsol import BOX_MODES, CONVENTIONS, _curves, prepare_maps
 

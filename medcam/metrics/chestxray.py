@@ -32,7 +32,8 @@ from torch import Tensor
 
 from ..boxes import component_boxes, connected_components
 from ..errors import ShapeError
-from ._inputs import as_box_lists, as_maps, check_choice, check_unit_maps, normalize_maps, quantize
+from ..params import check_choice
+from ._inputs import as_box_lists, as_maps, check_unit_maps, normalize_maps, quantize
 from .iou import box_iobb, box_iou
 
 __all__ = ["chestxray8_boxes", "match_boxes", "ChestXray8Table", "CHESTXRAY8_THRESHOLDS", "CHESTXRAY8_IOBB_THRESHOLDS",

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ShapeError
-from ._inputs import check_choice
+from ..params import check_choice
 
 __all__ = ["box_area", "box_iou", "box_iobb", "best_box_overlap"]
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ShapeError
-from ._inputs import check_choice
+from ..params import check_choice
 
 __all__ = ["dice", "mask_iou"]
 

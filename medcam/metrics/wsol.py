@@ -39,8 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..params import check_choice
 from ..progress import show_bar
-from ._inputs import (as_box_lists, as_maps, cam_thresholds, check_choice, check_unit_maps, normalize_maps,
+from ._inputs import (as_box_lists, as_maps, cam_thresholds, check_unit_maps, normalize_maps,
                       pad_boxes, quantize)
 from .component_tree import component_tree, contour_area_events, touch_levels
 

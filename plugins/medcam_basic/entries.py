@@ -5,8 +5,9 @@ can read this module cheaply.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from medcam.params import FractionBelowOne, NonNegativeFloat
 from medcam.registry import Preset, describe
 
 from .configs import TINY_CNN_CHANNELS, TINY_CNN_STRIDES
@@ -36,7 +37,7 @@ def tiny_cnn(in_chans: int = 3, width: int = 16, out_indices: list[int] | None =
     summary="Global average pooling + dropout + linear classifier on one level; CAM-compatible",
     citation="Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
 )
-def linear(feature_info: Any, num_classes: int, level: int | None = None, dropout: float = 0.0) -> Any:
+def linear(feature_info: Any, num_classes: int, level: int | None = None, dropout: FractionBelowOne = 0.0) -> Any:
     """GAP on level ``level`` (default: the backbone's ``cam_level``), dropout, then a linear layer."""
     from .heads import LinearHead
 
@@ -48,7 +49,7 @@ def linear(feature_info: Any, num_classes: int, level: int | None = None, dropou
     citation=None,
 )
 def ce(num_classes: int, multilabel: bool, class_weights: list[float] | str | None = None,
-       label_smoothing: float = 0.0) -> Any:
+       label_smoothing: FractionBelowOne = 0.0) -> Any:
     """Classification loss on ``output.logits``.
 
     ``class_weights``: a list of K weights, ``"balanced"`` (``N / (K * n_k)`` from
@@ -65,8 +66,9 @@ def ce(num_classes: int, multilabel: bool, class_weights: list[float] | str | No
     summary="Focal loss -alpha_t (1 - p_t)^gamma log p_t (softmax, or per class for multi-label models)",
     citation="Lin, Goyal, Girshick, He, Dollar, Focal Loss for Dense Object Detection, ICCV 2017",
 )
-def focal(num_classes: int, multilabel: bool, gamma: float = 2.0, alpha: float | list[float] | None = None) -> Any:
-    """``gamma``: focusing exponent (0 = cross-entropy); ``alpha``: class weights (a list of K), or one number:
+def focal(num_classes: int, multilabel: bool, gamma: NonNegativeFloat = 2.0,
+          alpha: float | list[float] | None = None) -> Any:
+    """``gamma``: focusing exponent (0 = cross-entropy; the paper uses 2); ``alpha``: class weights (a list of K), or one number:
     the positive weight (multi-label: ``alpha`` for positives, ``1 - alpha`` for negatives; 2 classes: class 1)."""
     from .imbalance import FocalLoss
 
@@ -79,7 +81,7 @@ def focal(num_classes: int, multilabel: bool, gamma: float = 2.0, alpha: float |
              "Benchmarks on Weakly-Supervised Classification and Localization of Common Thorax Diseases, CVPR 2017",
 )
 def weighted_bce(num_classes: int, multilabel: bool, beta: list[float] | None = None, per_class: bool = False,
-                 reduction: str = "mean") -> Any:
+                 reduction: Literal["mean", "sum"] = "mean") -> Any:
     """``beta``: null (beta_P = (P+N)/P, beta_N = (P+N)/N counted in each batch) or fixed
     ``[beta_P, beta_N]``; ``per_class``: count per class column; ``reduction``: ``mean`` or ``sum``."""
     from .imbalance import WeightedBCE

@@ -19,7 +19,8 @@ class LinearHead(nn.Module):
         feature_info: the backbone's levels; input ``features[level]`` is ``(B, C, h, w)``.
         num_classes: K.
         level: which level to classify (default ``feature_info.cam_level``).
-        dropout: dropout before the linear layer.
+        dropout: dropout before the linear layer, in ``[0, 1)`` (declared and checked by the
+            registered ``linear`` factory, :mod:`medcam_basic.entries`).
     """
 
     def __init__(self, feature_info: FeatureInfo, num_classes: int, level: int | None = None, dropout: float = 0.0):
@@ -28,8 +29,6 @@ class LinearHead(nn.Module):
         level = feature_info.cam_level if level is None else level
         if not -n <= level < n:
             raise SpecError(f"head.level: {level} is out of range for a backbone with {n} levels")
-        if not 0.0 <= dropout < 1.0:
-            raise SpecError(f"head.dropout: must be in [0, 1), got {dropout}")
         self.level = level % n
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(feature_info[self.level].channels, num_classes)

@@ -90,14 +90,13 @@ class FocalLoss(nn.Module):
       positive and ``1 - alpha_k`` for a negative (the paper's alpha = 0.25; None:
       both 1), averaged over the ``B * K`` entries.
 
-    ``gamma = 0`` gives (weighted) cross-entropy.
+    ``gamma = 0`` gives (weighted) cross-entropy. The registered ``focal`` and ``weighted_bce``
+    factories (:mod:`medcam_basic.entries`) declare ``gamma >= 0`` and ``reduction``'s choices.
     """
 
     def __init__(self, num_classes: int, multilabel: bool, gamma: float = 2.0,
                  alpha: float | Sequence[float] | None = None):
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-            raise SpecError(f"gamma: expected a number >= 0 (the paper uses 2), got {gamma!r}")
         self.num_classes, self.multilabel, self.gamma = num_classes, multilabel, float(gamma)
         self.register_buffer("alpha", _alpha(alpha, num_classes, multilabel), persistent=False)
 
@@ -148,8 +147,6 @@ class WeightedBCE(nn.Module):
                 raise SpecError(f"beta: expected null (counted in each batch) or two positive numbers "
                                 f"[beta_P, beta_N], got {beta!r}")
             fixed = torch.tensor([float(v) for v in values])
-        if reduction not in ("mean", "sum"):
-            raise SpecError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
         self.num_classes, self.per_class, self.reduction = num_classes, bool(per_class), reduction
         self.register_buffer("fixed", fixed, persistent=False)
 

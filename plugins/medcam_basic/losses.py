@@ -19,15 +19,14 @@ class CrossEntropy(nn.Module):
     :meth:`set_class_counts` has been called. ``class_weights="batch"`` counts
     in every batch instead (:func:`medcam_basic.imbalance.batch_class_weights`:
     ``B / (K' n_k)`` over the classes present; for multi-label one positive
-    weight ``#negatives / #positives`` over the batch's labels).
+    weight ``#negatives / #positives`` over the batch's labels). ``label_smoothing`` in ``[0, 1)``
+    is declared and checked by the registered ``ce`` factory (:mod:`medcam_basic.entries`).
     """
 
     def __init__(self, num_classes: int, multilabel: bool, class_weights: Sequence[float] | str | None = None,
                  label_smoothing: float = 0.0):
         super().__init__()
         self.num_classes, self.multilabel = num_classes, multilabel
-        if not 0.0 <= label_smoothing < 1.0:
-            raise SpecError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.balanced = class_weights == "balanced"
         self.per_batch = class_weights == "batch"

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medcam.errors import SpecError
 from medcam.model import check_images
+from medcam.params import Range, check_number
 
 __all__ = ["ResidualUnit", "AttentionGate", "AttentionResUNet"]
 
@@ -107,11 +107,8 @@ class AttentionResUNet(nn.Module):
 
     def __init__(self, in_chans: int = 3, num_classes: int = 1, base_channels: int = 32, depth: int = 4):
         super().__init__()
-        for name, value, low, high in (("in_chans", in_chans, 1, None), ("num_classes", num_classes, 1, None),
-                                       ("base_channels", base_channels, 2, None), ("depth", depth, 1, 6)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-                bound = f"between {low} and {high}" if high else f">= {low}"
-                raise SpecError(f"attention_resunet: {name} must be an integer {bound}, got {value!r}")
+        for name, value in (("in_chans", in_chans), ("num_classes", num_classes)):  # base_channels, depth:
+            check_number(value, f"attention_resunet.{name}", Range(1), integer=True)  # declared by the factory
         self.in_chans, self.num_classes, self.depth = in_chans, num_classes, depth
         ch = [base_channels * 2 ** i for i in range(depth + 1)]
         self.channels = ch

@@ -1,7 +1,7 @@
-"""Tiramisu (FC-DenseNet) configurations as plain numbers, torch-free.
+"""Tiramisu (FC-DenseNet) configurations and the lung-field size limit as plain numbers, torch-free.
 
 Read by :mod:`medcam_seg.entries` (registry metadata: channels and strides without
-building anything) and :mod:`medcam_seg.tiramisu` (the network) alike.
+building anything; declared parameter ranges) and the networks alike.
 """
 from __future__ import annotations
 
@@ -43,3 +43,5 @@ def tiramisu_encoder_channels(depth: int) -> list[int]:
     return out
 
 
+#: The smallest image side (pixels) the training-free ``lung_fields`` segmenter works at.
+LUNG_FIELDS_MIN_SIZE = 32

@@ -12,11 +12,13 @@ spec (medcam injects them) and return a module mapping normalized images
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from medcam.params import FractionBelowOne, PositiveFloat, PositiveInt, Range
 from medcam.registry import describe
 
-from .configs import TIRAMISU_CITATION, TIRAMISU_CONFIGS, TIRAMISU_PARAMS, TIRAMISU_STRIDES, tiramisu_encoder_channels
+from .configs import (LUNG_FIELDS_MIN_SIZE, TIRAMISU_CITATION, TIRAMISU_CONFIGS, TIRAMISU_PARAMS, TIRAMISU_STRIDES,
+                      tiramisu_encoder_channels)
 
 # ---------------------------------------------------------------------------
 # Segmenters with segmentation-models-pytorch decoders on any medcam backbone
@@ -34,7 +36,7 @@ _ENCODER_NOTE = ("encoder: any registered backbone name or part spec (medcam lis
     note=_ENCODER_NOTE,
 )
 def unet(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
-         decoder_channels: list[int] | None = None, attention_type: str | None = None) -> Any:
+         decoder_channels: list[int] | None = None, attention_type: Literal["scse"] | None = None) -> Any:
     """U-Net: one decoder block per encoder level, each upsampling to the next finer level and
     concatenating it; the last block upsamples to the input size.
 
@@ -57,7 +59,7 @@ def unet(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODE
     note=_ENCODER_NOTE + "; levels must have doubling strides",
 )
 def unet_plus_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
-                   decoder_channels: list[int] | None = None, attention_type: str | None = None) -> Any:
+                   decoder_channels: list[int] | None = None, attention_type: Literal["scse"] | None = None) -> Any:
     """UNet++: nested, densely connected skip pathways between encoder and decoder.
 
     Args:
@@ -78,8 +80,9 @@ def unet_plus_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFA
              "Panoptic Feature Pyramid Networks, CVPR 2019",
     note=_ENCODER_NOTE + "; uses the last 4 levels, which must have doubling strides",
 )
-def fpn(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER, pyramid_channels: int = 256,
-        segmentation_channels: int = 128, dropout: float = 0.2, merge_policy: str = "add") -> Any:
+def fpn(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER, pyramid_channels: PositiveInt = 256,
+        segmentation_channels: PositiveInt = 128, dropout: FractionBelowOne = 0.2,
+        merge_policy: Literal["add", "cat"] = "add") -> Any:
     """FPN: a top-down pyramid over the encoder's last four levels, each upsampled to the finest
     of them and merged (``"add"`` or ``"cat"``); logits are upsampled to the input size.
 
@@ -104,8 +107,8 @@ def fpn(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER
     note=_ENCODER_NOTE + "; ASPP on the last level, skip from the stride-4 level",
 )
 def deeplabv3_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFAULT_ENCODER,
-                   decoder_channels: int = 256, atrous_rates: list[int] | None = None,
-                   aspp_separable: bool = True, aspp_dropout: float = 0.5) -> Any:
+                   decoder_channels: PositiveInt = 256, atrous_rates: list[int] | None = None,
+                   aspp_separable: bool = True, aspp_dropout: FractionBelowOne = 0.5) -> Any:
     """DeepLabV3+: atrous spatial pyramid pooling on the encoder's last level, upsampled to the
     stride-4 level (or the finest level above stride 1) and fused with it; logits are
     upsampled to the input size.
@@ -133,7 +136,7 @@ def deeplabv3_plus(in_chans: int = 3, num_classes: int = 1, encoder: Any = _DEFA
              "Segmentation, 3DV 2016",
     task="segmentation",
 )
-def dice(num_classes: int, multilabel: bool, smooth: float = 1.0, per_image: bool = False) -> Any:
+def dice(num_classes: int, multilabel: bool, smooth: PositiveFloat = 1.0, per_image: bool = False) -> Any:
     """``smooth``: additive smoothing (> 0); ``per_image``: Dice per image and channel, averaged."""
     from .losses import SoftDiceLoss
 
@@ -145,7 +148,7 @@ def dice(num_classes: int, multilabel: bool, smooth: float = 1.0, per_image: boo
     citation=None,
     task="segmentation",
 )
-def mask_bce(num_classes: int, multilabel: bool, pos_weight: float | None = None) -> Any:
+def mask_bce(num_classes: int, multilabel: bool, pos_weight: PositiveFloat | None = None) -> Any:
     """``pos_weight``: weight of foreground pixels (null: 1)."""
     from .losses import MaskBCELoss
 
@@ -203,37 +206,37 @@ def _enc_meta(depth: int) -> dict[str, Any]:
 
 
 @describe(**_seg_meta(56))
-def tiramisu56(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+def tiramisu56(in_chans: int = 3, num_classes: int = 1, drop_rate: FractionBelowOne = 0.2,
                encoder_checkpoint: str | None = None) -> Any:
     return _tiramisu(56, in_chans, num_classes, drop_rate, encoder_checkpoint)
 
 
 @describe(**_seg_meta(67))
-def tiramisu67(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+def tiramisu67(in_chans: int = 3, num_classes: int = 1, drop_rate: FractionBelowOne = 0.2,
                encoder_checkpoint: str | None = None) -> Any:
     return _tiramisu(67, in_chans, num_classes, drop_rate, encoder_checkpoint)
 
 
 @describe(**_seg_meta(103))
-def tiramisu103(in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
+def tiramisu103(in_chans: int = 3, num_classes: int = 1, drop_rate: FractionBelowOne = 0.2,
                 encoder_checkpoint: str | None = None) -> Any:
     return _tiramisu(103, in_chans, num_classes, drop_rate, encoder_checkpoint)
 
 
 @describe(**_enc_meta(56))
-def tiramisu56_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+def tiramisu56_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: FractionBelowOne = 0.2,
                        out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
     return _tiramisu_encoder(56, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
 
 
 @describe(**_enc_meta(67))
-def tiramisu67_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+def tiramisu67_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: FractionBelowOne = 0.2,
                        out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
     return _tiramisu_encoder(67, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
 
 
 @describe(**_enc_meta(103))
-def tiramisu103_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: float = 0.2,
+def tiramisu103_encoder(in_chans: int = 3, pretrained: bool = False, drop_rate: FractionBelowOne = 0.2,
                         out_indices: list[int] | None = None, checkpoint_path: str | None = None) -> Any:
     return _tiramisu_encoder(103, in_chans, pretrained, drop_rate, out_indices, checkpoint_path)
 
@@ -254,7 +257,8 @@ del _depth
              "He, Zhang, Ren, Sun, Identity Mappings in Deep Residual Networks, ECCV 2016",
     note="H and W must be divisible by 2**depth",
 )
-def attention_resunet(in_chans: int = 3, num_classes: int = 1, base_channels: int = 32, depth: int = 4) -> Any:
+def attention_resunet(in_chans: int = 3, num_classes: int = 1, base_channels: Annotated[int, Range(2)] = 32,
+                      depth: Annotated[int, Range(1, 6)] = 4) -> Any:
     """Attention residual U-Net (block structure in :class:`medcam_seg.attention_resunet.AttentionResUNet`).
 
     Args:
@@ -279,7 +283,8 @@ def attention_resunet(in_chans: int = 3, num_classes: int = 1, base_channels: in
     note="num_classes must be 1; any input size >= 32 px; CPU (numpy) pipeline, no gradient; "
          "quality on the NIH sample in docs/segmentation.md",
 )
-def lung_fields(in_chans: int = 3, num_classes: int = 1, work_size: int = 256, temperature: float = 2.0) -> Any:
+def lung_fields(in_chans: int = 3, num_classes: int = 1, work_size: Annotated[int, Range(LUNG_FIELDS_MIN_SIZE)] = 256,
+                temperature: PositiveFloat = 2.0) -> Any:
     """Lung-field masks of chest radiographs without training (:mod:`medcam_seg.lung_fields`).
 
     Args:

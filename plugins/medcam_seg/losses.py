@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medcam.errors import DataError, ShapeError, SpecError
+from medcam.errors import DataError, ShapeError
 
 __all__ = ["SoftDiceLoss", "MaskBCELoss", "mask_target"]
 
@@ -50,14 +50,12 @@ class SoftDiceLoss(nn.Module):
     no foreground) or per image and channel, then averaged (``per_image=True``).
 
     Args:
-        smooth: ``s`` > 0; keeps the ratio defined for empty masks (1 when both are empty).
+        smooth: ``s`` > 0 (declared by the registered ``dice`` factory); keeps the ratio defined for empty masks (1 when both are empty).
         per_image: sum per image and channel instead of over the batch.
     """
 
     def __init__(self, smooth: float = 1.0, per_image: bool = False):
         super().__init__()
-        if not smooth > 0:
-            raise SpecError(f"dice.smooth: must be > 0, got {smooth!r}")
         self.smooth, self.per_image = float(smooth), bool(per_image)
 
     def forward(self, logits: Tensor, batch: Mapping[str, Any], model: nn.Module | None = None) -> Tensor:
@@ -73,14 +71,12 @@ class MaskBCELoss(nn.Module):
     """Mean binary cross-entropy of the mask logits per pixel.
 
     Args:
-        pos_weight: weight of foreground pixels (``None``: 1), e.g. the
+        pos_weight: weight of foreground pixels > 0 (``None``: 1), e.g. the
             background / foreground pixel ratio for small lesions.
     """
 
     def __init__(self, pos_weight: float | None = None):
         super().__init__()
-        if pos_weight is not None and not pos_weight > 0:
-            raise SpecError(f"mask_bce.pos_weight: must be > 0, got {pos_weight!r}")
         self.pos_weight = None if pos_weight is None else float(pos_weight)
 
     def forward(self, logits: Tensor, batch: Mapping[str, Any], model: nn.Module | None = None) -> Tensor:

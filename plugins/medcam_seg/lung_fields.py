@@ -55,10 +55,12 @@ from torch import Tensor, nn
 
 from medcam.errors import ShapeError, SpecError
 
+from .configs import LUNG_FIELDS_MIN_SIZE
+
 __all__ = ["LungFields", "lung_field_mask", "LungFieldSettings", "MIN_SIZE", "PLAUSIBLE_FRACTION", "mask_plausibility"]
 
 #: Smallest input side (pixels) the pipeline accepts.
-MIN_SIZE = 32
+MIN_SIZE = LUNG_FIELDS_MIN_SIZE
 #: Foreground fraction of a plausible lung-field mask of a frontal film (both lungs of an adult PA film
 #: cover roughly a quarter of it).
 PLAUSIBLE_FRACTION = (0.08, 0.45)
@@ -227,10 +229,6 @@ class LungFields(nn.Module):
         if num_classes != 1:
             raise SpecError(f"segmenter.num_classes: lung_fields segments one class (the lung fields; both lungs "
                             f"are its components), got {num_classes}; set num_classes: 1")
-        if isinstance(work_size, bool) or not isinstance(work_size, int) or work_size < MIN_SIZE:
-            raise SpecError(f"segmenter.work_size: expected an integer >= {MIN_SIZE}, got {work_size!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise SpecError(f"segmenter.temperature: expected a positive number, got {temperature!r}")
         self.in_chans, self.work_size, self.temperature = int(in_chans), int(work_size), float(temperature)
 
     def _check(self, x: Tensor) -> None:

@@ -44,8 +44,6 @@ from .bridge import EncoderBridge, check_length, doubling
 __all__ = ["SmpSegmenter", "UnetNet", "UnetPlusPlusNet", "FPNNet", "DeepLabV3PlusNet", "build_smp_segmenter",
            "default_decoder_channels"]
 
-ATTENTION_TYPES = (None, "scse")
-MERGE_POLICIES = ("add", "cat")
 
 
 def default_decoder_channels(n: int) -> list[int]:
@@ -55,9 +53,7 @@ def default_decoder_channels(n: int) -> list[int]:
 
 
 def _check_attention(value: str | None, decoder_channels: Sequence[int], encoder_channels: Sequence[int]) -> None:
-    if value not in ATTENTION_TYPES:
-        raise SpecError(f"segmenter.attention_type: expected null or 'scse', got {value!r}"
-                        f"{did_you_mean(str(value), ['scse'])}")
+    """``scse`` needs 16 channels everywhere (the choices themselves are declared by the registered factories)."""
     if value == "scse" and min([*decoder_channels, *encoder_channels]) < 16:
         # smp's SCSE squeezes channels by 16: fewer than 16 would leave a zero-channel conv
         where = " and encoder level" if encoder_channels else ""
@@ -213,13 +209,6 @@ class FPNNet(SmpSegmenter):
         if segmentation_channels < 32 or segmentation_channels % 32:
             raise SpecError(f"segmenter.segmentation_channels: must be a positive multiple of 32 "
                             f"(GroupNorm with 32 groups), got {segmentation_channels}")
-        if pyramid_channels < 1:
-            raise SpecError(f"segmenter.pyramid_channels: must be positive, got {pyramid_channels}")
-        if merge_policy not in MERGE_POLICIES:
-            raise SpecError(f"segmenter.merge_policy: expected 'add' or 'cat', got {merge_policy!r}"
-                            f"{did_you_mean(str(merge_policy), MERGE_POLICIES)}")
-        if not 0.0 <= dropout < 1.0:
-            raise SpecError(f"segmenter.dropout: must be in [0, 1), got {dropout}")
         self.decoder = FPNDecoder(encoder_channels=list(encoder.channels[-4:]), encoder_depth=3,
                                   pyramid_channels=pyramid_channels, segmentation_channels=segmentation_channels,
                                   dropout=dropout, merge_policy=merge_policy)
@@ -281,10 +270,6 @@ class DeepLabV3PlusNet(SmpSegmenter):
             scale = 16 / strides[-1]
             atrous_rates = [max(1, round(r * scale)) for r in (6, 12, 18)]
         check_length(atrous_rates, 3, "segmenter.atrous_rates", "three dilation rates")
-        if decoder_channels < 1:
-            raise SpecError(f"segmenter.decoder_channels: must be positive, got {decoder_channels}")
-        if not 0.0 <= aspp_dropout < 1.0:
-            raise SpecError(f"segmenter.aspp_dropout: must be in [0, 1), got {aspp_dropout}")
         self.atrous_rates = list(atrous_rates)
         fusion = _deeplab_fusion_class()
         c_low, c_high = encoder.channels[low], encoder.channels[-1]

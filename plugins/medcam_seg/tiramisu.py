@@ -37,11 +37,10 @@ __all__ = ["DenseLayer", "DenseBlock", "TransitionDown", "TransitionUp", "Tirami
            "TiramisuBackbone", "load_encoder_weights"]
 
 
-def _check_config(depth: int, drop_rate: float, in_chans: int) -> dict:
+def _check_config(depth: int, in_chans: int) -> dict:
+    """The configuration of FC-DenseNet``depth`` (``drop_rate`` is declared by the registered factories)."""
     if depth not in TIRAMISU_CONFIGS:
         raise SpecError(f"tiramisu depth must be one of {sorted(TIRAMISU_CONFIGS)}, got {depth}")
-    if not 0.0 <= drop_rate < 1.0:
-        raise SpecError(f"drop_rate must be in [0, 1), got {drop_rate}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise SpecError(f"in_chans must be a positive integer, got {in_chans!r}")
     return TIRAMISU_CONFIGS[depth]
@@ -126,7 +125,7 @@ class TiramisuEncoder(nn.Module):
 
     def __init__(self, depth: int, in_chans: int = 3, drop_rate: float = 0.2):
         super().__init__()
-        cfg = _check_config(depth, drop_rate, in_chans)
+        cfg = _check_config(depth, in_chans)
         self.depth = depth
         growth = cfg["growth"]
         self.stem = nn.Conv2d(in_chans, TIRAMISU_FIRST_CONV, 3, padding=1, bias=True)
@@ -228,7 +227,7 @@ class FCDenseNet(nn.Module):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise SpecError(f"num_classes must be a positive integer, got {num_classes!r}")
-        cfg = _check_config(depth, drop_rate, in_chans)
+        cfg = _check_config(depth, in_chans)
         growth = cfg["growth"]
         self.depth, self.in_chans, self.num_classes = depth, in_chans, num_classes
         self.encoder = TiramisuEncoder(depth, in_chans, drop_rate)

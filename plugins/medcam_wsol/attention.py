@@ -42,34 +42,18 @@ from torch import Tensor, nn
 
 from medcam.attribution import Attribution, normalize_maps, resize_maps
 from medcam.errors import SpecError
-from medcam.registry import did_you_mean, losses
+from medcam.registry import losses
 
-from .regions import MISSING_CLASSES, ReferenceSource, allowed_regions, check_rules, resolve_rules
+from .regions import ReferenceSource, allowed_regions, check_rules, resolve_rules
 
-__all__ = ["AttentionBoxLoss", "MODES", "TARGETS"]
-
-MODES = ("energy", "ratio")
-TARGETS = ("label", "predicted")
-
-
-def _fraction(value: Any, name: str, upper_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"attention_box.{name}: expected a number, got {value!r}")
-    ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
-    if not ok:
-        raise SpecError(f"attention_box.{name}: must be in [0, 1{')' if upper_open else ']'}, got {value!r}")
-    return float(value)
-
-
-def _choice(value: Any, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise SpecError(f"attention_box.{name}: expected one of {', '.join(choices)}, got {value!r}"
-                        f"{did_you_mean(str(value), choices)}")
-    return str(value)
+__all__ = ["AttentionBoxLoss"]
 
 
 class AttentionBoxLoss(nn.Module):
     """Segmentation-driven attention loss (module docstring for the equations).
+
+    Built through the registered ``attention_box`` factory (:mod:`medcam_wsol.entries`), whose
+    signature declares the choices and ranges checked at spec validation.
 
     Args:
         num_classes, multilabel: injected by medcam.
@@ -111,24 +95,12 @@ class AttentionBoxLoss(nn.Module):
 
         self.num_classes, self.multilabel = int(num_classes), bool(multilabel)
         self.rules = check_rules(rules)
-        self.missing_classes = _choice(missing_classes, MISSING_CLASSES, "missing_classes")
-        self.target = _choice(target, TARGETS, "target")
+        self.missing_classes, self.target, self.mode = missing_classes, target, mode
         if self.multilabel and self.target == "predicted":
             raise SpecError("attention_box.target: 'predicted' is for single-label models; multi-label models "
                             "explain every positive class that has a rule (target 'label')")
-        self.mode = _choice(mode, MODES, "mode")
-        self.thresh = _fraction(thresh, "thresh", upper_open=True)
-        if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) or sharpness <= 0:
-            raise SpecError(f"attention_box.sharpness: expected a positive number, got {sharpness!r}")
-        self.sharpness = float(sharpness)
-        self.lam = _fraction(lam, "lam")
-        self.adaptive = bool(adaptive)
-        self.lam_min = _fraction(lam_min, "lam_min")
-        if isinstance(lam_rate, bool) or not isinstance(lam_rate, (int, float)) or lam_rate < 0:
-            raise SpecError(f"attention_box.lam_rate: expected a number >= 0, got {lam_rate!r}")
-        self.lam_rate = float(lam_rate)
-        if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
-            raise SpecError(f"attention_box.layer: expected a backbone level index or null, got {layer!r}")
+        self.thresh, self.sharpness, self.lam = float(thresh), float(sharpness), float(lam)
+        self.adaptive, self.lam_min, self.lam_rate = bool(adaptive), float(lam_min), float(lam_rate)
         self.layer = layer
         self.eps = float(eps)
         self.method = build_attribution(method)

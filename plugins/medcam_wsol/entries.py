@@ -13,8 +13,9 @@ read this module cheaply. Registered names:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from medcam.params import Fraction, FractionBelowOne, NonNegativeFloat, PositiveFloat, PositiveInt
 from medcam.registry import Preset, describe
 
 SR_CITATION = ("Wang, Huang, Xu, Huang, Weakly supervised chest X-ray abnormality localization with non-linear "
@@ -35,14 +36,28 @@ SEED_RULES = {"Effusion": "lower", "Pneumothorax": "upper"}
 LUNG_SEGMENTER = "lung_fields"
 BUSI_CLASSES = ["normal", "benign", "malignant"]
 
+# The choices of the fpm head and attention_box loss (their modules read them from here).
+Modulation = Literal["none", "nonlinear"]
+Stats = Literal["batch", "image"]
+#: The last activation of the classification branch: ``relu`` (BAS, SR) or ``softplus`` (medcam's option).
+ClassActivation = Literal["relu", "softplus"]
+Source = Literal["segmenter", "boxes", "mask"]
+Mode = Literal["energy", "ratio"]
+Target = Literal["label", "predicted"]
+#: What a rule for a class the model does not have does: ``error`` (a typo is caught) or ``ignore``
+#: (rules written for several tasks, e.g. the attention presets' Effusion and Pneumothorax rules on the
+#: Effusion-only task).
+MissingClasses = Literal["error", "ignore"]
+
 
 @describe(
     summary="Foreground prediction map head: BAS class maps + SR's FPM (non-linear modulation, fusion)",
     citation=SR_CITATION + "; " + BAS_CITATION,
 )
 def fpm(feature_info: Any, num_classes: int, fpm_level: int = -2, cls_level: int = -1,
-        modulation: str = "nonlinear", fusion: bool = True, nu: float = 5.0, stats: str = "batch", top_k: int = 1,
-        hidden: int = 1024, box_threshold: float = 0.83, class_activation: str = "relu") -> Any:
+        modulation: Modulation = "nonlinear", fusion: bool = True, nu: PositiveFloat = 5.0, stats: Stats = "batch",
+        top_k: PositiveInt = 1, hidden: PositiveInt = 1024, box_threshold: FractionBelowOne = 0.83,
+        class_activation: ClassActivation = "relu") -> Any:
     """Class maps A on ``cls_level`` (logits = GAP(A)); foreground maps on ``fpm_level``.
 
     ``modulation``: ``nonlinear`` (Gaussian + Student-t branches, SR) or ``none`` (BAS);
@@ -63,10 +78,11 @@ def fpm(feature_info: Any, num_classes: int, fpm_level: int = -2, cls_level: int
     summary="SR foreground control: CE + 0.5 CE(score_2) + 1.5 max(0, 0.5 - S_fg/S) + 1.2 mean(M) (fpm head)",
     citation=SR_CITATION,
 )
-def foreground_control(num_classes: int, multilabel: bool, cls_weight: float = 1.0, ce2_weight: float = 0.5,
-                       fg_weight: float = 1.5, target_ratio: float = 0.5, area_weight: float = 1.2,
-                       eps: float = 1e-8, class_weights: list[float] | str | None = None,
-                       label_smoothing: float = 0.0) -> Any:
+def foreground_control(num_classes: int, multilabel: bool, cls_weight: NonNegativeFloat = 1.0,
+                       ce2_weight: NonNegativeFloat = 0.5, fg_weight: NonNegativeFloat = 1.5,
+                       target_ratio: NonNegativeFloat = 0.5, area_weight: NonNegativeFloat = 1.2,
+                       eps: NonNegativeFloat = 1e-8, class_weights: list[float] | str | None = None,
+                       label_smoothing: FractionBelowOne = 0.0) -> Any:
     """Needs the ``fpm`` head; the foreground-masked re-score runs with frozen weights."""
     from .erasing import ForegroundControlLoss
 
@@ -79,9 +95,9 @@ def foreground_control(num_classes: int, multilabel: bool, cls_weight: float = 1
     summary="BAS background activation suppression: CE + 0.5 CE(score_2) + S_bg/S + 1.2 mean(M) (fpm head)",
     citation=BAS_CITATION,
 )
-def bas(num_classes: int, multilabel: bool, cls_weight: float = 1.0, ce2_weight: float = 0.5,
-        bg_weight: float = 1.0, area_weight: float = 1.2, eps: float = 1e-8,
-        class_weights: list[float] | str | None = None, label_smoothing: float = 0.0) -> Any:
+def bas(num_classes: int, multilabel: bool, cls_weight: NonNegativeFloat = 1.0, ce2_weight: NonNegativeFloat = 0.5,
+        bg_weight: NonNegativeFloat = 1.0, area_weight: NonNegativeFloat = 1.2, eps: NonNegativeFloat = 1e-8,
+        class_weights: list[float] | str | None = None, label_smoothing: FractionBelowOne = 0.0) -> Any:
     """Needs the ``fpm`` head; the background-masked re-score runs with frozen weights."""
     from .erasing import BASLoss
 
@@ -93,12 +109,13 @@ def bas(num_classes: int, multilabel: bool, cls_weight: float = 1.0, ce2_weight:
     summary="lambda CE + (1 - lambda) attention: differentiable Grad-CAM energy outside a segmenter/batch box region",
     citation=ATTENTION_CITATION,
 )
-def attention_box(num_classes: int, multilabel: bool, source: str = "segmenter", segmenter: Any = None,
-                  segmenter_threshold: float = 0.5, rules: dict[str, Any] | None = None, method: str = "gradcam",
-                  layer: int | None = None, target: str = "label", mode: str = "energy", thresh: float = 0.3,
-                  sharpness: float = 20.0, lam: float = 0.5, adaptive: bool = False, lam_min: float = 0.2,
-                  lam_rate: float = 0.023, class_weights: list[float] | str | None = None,
-                  label_smoothing: float = 0.0, eps: float = 1e-8, missing_classes: str = "error") -> Any:
+def attention_box(num_classes: int, multilabel: bool, source: Source = "segmenter", segmenter: Any = None,
+                  segmenter_threshold: FractionBelowOne = 0.5, rules: dict[str, Any] | None = None,
+                  method: str = "gradcam", layer: int | None = None, target: Target = "label", mode: Mode = "energy",
+                  thresh: FractionBelowOne = 0.3, sharpness: PositiveFloat = 20.0, lam: Fraction = 0.5,
+                  adaptive: bool = False, lam_min: Fraction = 0.2, lam_rate: NonNegativeFloat = 0.023,
+                  class_weights: list[float] | str | None = None, label_smoothing: FractionBelowOne = 0.0,
+                  eps: NonNegativeFloat = 1e-8, missing_classes: MissingClasses = "error") -> Any:
     """``source``: segmenter | boxes | mask; ``segmenter``: checkpoint path, segmenter name or spec;
     ``rules``: {class: inside | upper | lower | outside | mask | null}; ``mode``: energy | ratio;
     ``target``: label | predicted; lambda fixed (``lam``) or ``adaptive`` max(lam_min, 1 - lam_rate epoch);

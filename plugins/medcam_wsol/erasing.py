@@ -47,16 +47,12 @@ from medcam.registry import losses
 __all__ = ["ForegroundControlLoss", "BASLoss"]
 
 
-def _number(value: Any, name: str, minimum: float | None = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{name}: expected a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise SpecError(f"{name}: must be >= {minimum:g}, got {value!r}")
-    return float(value)
-
-
 class _ErasingLoss(nn.Module, ABC):
-    """Shared part: the two cross-entropies, the frozen re-score and the area term."""
+    """Shared part: the two cross-entropies, the frozen re-score and the area term.
+
+    Built through the registered ``foreground_control`` and ``bas`` factories
+    (:mod:`medcam_wsol.entries`), whose signatures declare the ranges checked at spec validation.
+    """
 
     kind = ""  # "foreground" | "background"
 
@@ -68,10 +64,8 @@ class _ErasingLoss(nn.Module, ABC):
             raise SpecError(f"loss {self.name}: single-label models only (the term compares the score of the one "
                             f"label y, S = score_1[y]); use 'ce' or 'attention_box' for multi-label models")
 
-        self.cls_weight = _number(cls_weight, f"{self.name}.cls_weight")
-        self.ce2_weight = _number(ce2_weight, f"{self.name}.ce2_weight")
-        self.area_weight = _number(area_weight, f"{self.name}.area_weight")
-        self.eps = _number(eps, f"{self.name}.eps")
+        self.cls_weight, self.ce2_weight = float(cls_weight), float(ce2_weight)
+        self.area_weight, self.eps = float(area_weight), float(eps)
         self.ce = losses.get("ce")(num_classes, False, class_weights=class_weights,
                                    label_smoothing=label_smoothing)  # the registered 'ce', by name
 
@@ -144,8 +138,7 @@ class ForegroundControlLoss(_ErasingLoss):
         super().__init__(num_classes, multilabel, cls_weight=cls_weight, ce2_weight=ce2_weight,
                          area_weight=area_weight, eps=eps, class_weights=class_weights,
                          label_smoothing=label_smoothing)
-        self.fg_weight = _number(fg_weight, "foreground_control.fg_weight")
-        self.target_ratio = _number(target_ratio, "foreground_control.target_ratio")
+        self.fg_weight, self.target_ratio = float(fg_weight), float(target_ratio)
 
     def erase(self, foreground: Tensor) -> Tensor:
         return torch.clamp(2 * foreground - 1, min=0)
@@ -175,7 +168,7 @@ class BASLoss(_ErasingLoss):
         super().__init__(num_classes, multilabel, cls_weight=cls_weight, ce2_weight=ce2_weight,
                          area_weight=area_weight, eps=eps, class_weights=class_weights,
                          label_smoothing=label_smoothing)
-        self.bg_weight = _number(bg_weight, "bas.bg_weight")
+        self.bg_weight = float(bg_weight)
 
     def erase(self, foreground: Tensor) -> Tensor:
         return 1 - foreground

@@ -34,6 +34,7 @@ size, so any input size works.
 """
 from __future__ import annotations
 
+import typing
 from typing import Sequence
 
 import torch
@@ -44,17 +45,16 @@ from medcam.capabilities import RescorableBackbone, require
 from medcam.errors import SpecError
 from medcam.features import FeatureInfo
 from medcam.model import ModelOutput
-from medcam.registry import did_you_mean
 
+from .entries import ClassActivation, Modulation, Stats
 from .frozen import FrozenTail, frozen_call
 from .maps import class_weights, foreground_boxes, gaussian_pdf, minmax, select, student_t_pdf
 
 __all__ = ["FPMHead", "MODULATIONS", "STATS", "CLASS_ACTIVATIONS"]
 
-MODULATIONS = ("none", "nonlinear")
-STATS = ("batch", "image")
-#: The last activation of the classification branch: ``relu`` (BAS, SR) or ``softplus`` (medcam's option).
-CLASS_ACTIVATIONS = ("relu", "softplus")
+# Declared once, with the registered ``fpm`` factory's signature (medcam_wsol.entries).
+MODULATIONS, STATS = typing.get_args(Modulation), typing.get_args(Stats)
+CLASS_ACTIVATIONS = typing.get_args(ClassActivation)
 
 
 def _level(value: int, n: int, what: str) -> int:
@@ -71,6 +71,10 @@ def _loc_branch(channels: int, num_classes: int) -> nn.Sequential:
 
 class FPMHead(nn.Module):
     """Foreground prediction map head (see the module docstring for the equations).
+
+    Built through the registered ``fpm`` factory (:mod:`medcam_wsol.entries`), whose signature
+    declares the choices and ranges checked at spec validation; the levels are checked here,
+    against the backbone.
 
     Args:
         feature_info: the backbone's levels.
@@ -104,30 +108,11 @@ class FPMHead(nn.Module):
                  top_k: int = 1, hidden: int = 1024, box_threshold: float = 0.83, class_activation: str = "relu"):
         super().__init__()
         n = len(feature_info)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise SpecError(f"num_classes: expected a positive int, got {num_classes!r}")
         self.fpm_level = _level(fpm_level, n, "fpm_level")
         self.cls_level = _level(cls_level, n, "cls_level")
         if self.fpm_level > self.cls_level:
             raise SpecError(f"head.fpm_level ({fpm_level}) comes after head.cls_level ({cls_level}); the foreground "
                             f"map must be computed on the classified level or an earlier one")
-        if modulation not in MODULATIONS:
-            raise SpecError(f"head.modulation: expected one of {', '.join(MODULATIONS)}, got {modulation!r}"
-                            f"{did_you_mean(str(modulation), MODULATIONS)}")
-        if stats not in STATS:
-            raise SpecError(f"head.stats: expected one of {', '.join(STATS)}, got {stats!r}"
-                            f"{did_you_mean(str(stats), STATS)}")
-        if not nu > 0:
-            raise SpecError(f"head.nu: degrees of freedom must be positive, got {nu!r}")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise SpecError(f"head.top_k: expected a positive int, got {top_k!r}")
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise SpecError(f"head.hidden: expected a positive int, got {hidden!r}")
-        if not 0.0 <= box_threshold < 1.0:
-            raise SpecError(f"head.box_threshold: must be in [0, 1), got {box_threshold!r}")
-        if class_activation not in CLASS_ACTIVATIONS:
-            raise SpecError(f"head.class_activation: expected one of {', '.join(CLASS_ACTIVATIONS)}, got "
-                            f"{class_activation!r}{did_you_mean(str(class_activation), CLASS_ACTIVATIONS)}")
         self.class_activation = class_activation
         self.num_classes = num_classes
         self.modulation, self.fusion, self.nu, self.stats = modulation, bool(fusion), float(nu), stats

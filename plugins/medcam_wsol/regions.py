@@ -20,6 +20,7 @@ or ``None`` (no attention term for that class, e.g. "No Finding").
 from __future__ import annotations
 
 import os
+import typing
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -28,13 +29,16 @@ from torch import Tensor, nn
 
 from medcam.boxes import region_mask, union_box
 from medcam.errors import ShapeError, SpecError
+from medcam.params import FractionBelowOne, check_choice, check_value
 from medcam.registry import did_you_mean
+
+from .entries import MissingClasses, Source
 
 __all__ = ["RULES", "SOURCES", "MISSING_CLASSES", "ReferenceSource", "resolve_rules", "allowed_regions",
            "load_segmenter"]
 
 RULES: tuple[str, ...] = ("inside", "upper", "lower", "outside", "mask")
-SOURCES: tuple[str, ...] = ("segmenter", "boxes", "mask")
+SOURCES: tuple[str, ...] = typing.get_args(Source)
 
 
 def check_rules(rules: Mapping[str, Any] | None, where: str = "attention_box.rules") -> dict[str, str | None] | None:
@@ -52,10 +56,8 @@ def check_rules(rules: Mapping[str, Any] | None, where: str = "attention_box.rul
     return out
 
 
-#: What a rule for a class the model does not have does: ``error`` (a typo is caught) or ``ignore``
-#: (rules written for several tasks, e.g. the attention presets' Effusion and Pneumothorax rules on the
-#: Effusion-only task).
-MISSING_CLASSES: tuple[str, ...] = ("error", "ignore")
+#: What a rule for a class the model does not have does (:data:`medcam_wsol.entries.MissingClasses`).
+MISSING_CLASSES: tuple[str, ...] = typing.get_args(MissingClasses)
 
 
 def resolve_rules(rules: Mapping[str, str | None] | None, class_names: Sequence[str],
@@ -122,12 +124,8 @@ class ReferenceSource(nn.Module):
 
     def __init__(self, source: str = "segmenter", segmenter: Any = None, threshold: float = 0.5):
         super().__init__()
-        if source not in SOURCES:
-            raise SpecError(f"attention_box.source: expected one of {', '.join(SOURCES)}, got {source!r}"
-                            f"{did_you_mean(str(source), SOURCES)}")
-        if not 0.0 <= threshold < 1.0:
-            raise SpecError(f"attention_box.segmenter_threshold: must be in [0, 1), got {threshold!r}")
-        self.source, self.threshold = source, float(threshold)
+        self.source = check_choice(source, SOURCES, "attention_box.source")
+        self.threshold = check_value(threshold, FractionBelowOne, "attention_box.segmenter_threshold")
         self.segmenter: nn.Module | None = None
         if source == "segmenter":
             if segmenter is None:

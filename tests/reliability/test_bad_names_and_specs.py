@@ -73,11 +73,14 @@ SPEC_CASES = [
     pytest.param({"class_names": ["a", "a", "b"]}, SpecError, "class_names: 'a' appears twice",
                  id="duplicate-class-names"),
     pytest.param({"class_names": ["a", "b"]}, SpecError, "2 names for num_classes=3", id="class-name-count"),
-    pytest.param({"loss": [{"name": "ce", "weight": -1}]}, SpecError, "loss[0].weight: must be finite and >= 0",
+    pytest.param({"loss": [{"name": "ce", "weight": -1}]}, SpecError,
+                 "loss[0].weight: expected a number >= 0, got -1 (a negative weight trains towards a higher loss)",
                  id="negative-loss-weight"),
-    pytest.param({"loss": [{"name": "ce", "weight": math.nan}]}, SpecError, "loss[0].weight: must be finite",
+    pytest.param({"loss": [{"name": "ce", "weight": math.nan}]}, SpecError,
+                 "loss[0].weight: expected a number >= 0, got nan (not finite;",
                  id="nan-loss-weight"),
-    pytest.param({"loss": [{"name": "ce", "weight": math.inf}]}, SpecError, "loss[0].weight: must be finite",
+    pytest.param({"loss": [{"name": "ce", "weight": math.inf}]}, SpecError,
+                 "loss[0].weight: expected a number >= 0, got inf (not finite;",
                  id="infinite-loss-weight"),
     pytest.param({"preprocess": {"size": [64, -1]}}, SpecError, "preprocess.size", id="negative-size"),
     pytest.param({"preprocess": {"std": [0.2, 0.0, 0.2]}}, SpecError, "preprocess.std: values must be positive",
@@ -98,8 +101,8 @@ def test_composite_loss_refuses_bad_weights():
 
     from medcam.loss import CompositeLoss
 
-    expect_error(lambda: CompositeLoss([("ce", -0.5, nn.Identity())]), SpecError, "ce.weight: must be finite and >= 0")
-    expect_error(lambda: CompositeLoss([("ce", math.nan, nn.Identity())]), SpecError, "finite")
+    expect_error(lambda: CompositeLoss([("ce", -0.5, nn.Identity())]), SpecError, "ce.weight: expected a number >= 0, got -0.5")
+    expect_error(lambda: CompositeLoss([("ce", math.nan, nn.Identity())]), SpecError, "got nan (not finite")
 
 
 def test_spec_files(tmp_path):

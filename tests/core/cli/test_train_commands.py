@@ -46,7 +46,7 @@ def test_train_folds(folder, spec_file, tmp_path, cli):
 def test_bad_options_are_one_line_errors(folder, spec_file, tmp_path, cli):
     code, _, err = cli("train", str(spec_file), "--data", str(folder), "--optimizer", "adamx",
                        "--out", str(tmp_path / "x"))
-    assert code == 2 and "train.optimizer: unknown value 'adamx'; did you mean 'adam'" in err
+    assert code == 2 and "train.optimizer: expected one of sgd, adam, adamw, rmsprop, got 'adamx'; did you mean 'adam'" in err
     code, _, err = cli("train", str(spec_file), "--data", str(folder), "--dataset", "bussi",
                        "--out", str(tmp_path / "y"))
     assert code == 2 and "did you mean 'busi'" in err

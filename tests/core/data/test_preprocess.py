@@ -25,7 +25,7 @@ def test_from_spec_reads_a_model_spec_a_mapping_or_defaults():
     ({"size": 224, "resize_to": 200}, "preprocess.resize_to: [200, 200] is smaller than size"),
     ({"downscale": 3}, "preprocess.downscale: only used with resize 'none'"),
     ({"resize": "none", "downscale": 0.5}, "preprocess.downscale: expected a number >= 1"),
-    ({"downscal": 3}, "preprocess: downscal: unknown key; did you mean 'downscale'?"),
+    ({"downscal": 3}, "preprocess.downscal: unknown key; did you mean 'downscale'?"),
 ])
 def test_new_preprocess_keys_are_validated_strictly(raw, message):
     with pytest.raises(SpecError) as err:

@@ -19,13 +19,14 @@ def test_defaults_and_derived_values():
     ("optimizer", "adamx", "did you mean 'adam'"),
     ("scheduler", "cosin", "did you mean 'cosine'"),
     ("monitor", "balanced_acc", "did you mean 'balanced_accuracy'"),
-    ("amp", "fp32", "choices: auto, off, fp16, bf16"),
-    ("epochs", 0, "must be >= 1"),
-    ("lr", 0.0, "must be > 0.0"),
-    ("batch_size", 2.5, "expected an integer"),
+    ("amp", "fp32", "expected one of auto, off, fp16, bf16, got 'fp32'"),
+    ("epochs", 0, "expected a positive integer, got 0"),
+    ("lr", 0.0, "expected a positive number, got 0.0"),
+    ("batch_size", 2.5, "expected a positive integer, got 2.5"),
     ("balanced_sampler", "yes", "expected true, false or auto, got 'yes'"),
     ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
-    ("min_lr_ratio", 2.0, "must be in [0, 1]"),
+    ("min_lr_ratio", 2.0, "expected a number in [0, 1], got 2.0"),
+    ("grad_clip", -1, "expected a positive number or null, got -1"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     with pytest.raises(SpecError) as info:
@@ -45,7 +46,8 @@ def test_plateau_rejects_warmup():
 
 def test_round_trip_and_file(tmp_path):
     cfg = TrainConfig(epochs=3, optimizer="SGD", lr=0.05)
-    assert cfg.optimizer == "sgd"
+    assert cfg.optimizer == "sgd" and isinstance(cfg.lr, float)
+    assert TrainConfig(balanced_sampler="AUTO").balanced_sampler == "auto"  # choices match in any case
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     path = tmp_path / "train.yaml"
     path.write_text("train:\n  epochs: 4\n  balanced_sampler: true\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import medcam
 from medcam.errors import SpecError
 from medcam.features import FeatureInfo, FeatureLevel
 from medcam_basic.heads import LinearHead
@@ -25,5 +26,5 @@ def test_level_choice_and_errors():
     assert LinearHead(info, 2, level=0).fc.in_features == 4
     with pytest.raises(SpecError, match="head.level: 2 is out of range"):
         LinearHead(info, 2, level=2)
-    with pytest.raises(SpecError, match="dropout"):
-        LinearHead(info, 2, dropout=1.5)
+    with pytest.raises(SpecError, match=r"head\.dropout: expected a number in \[0, 1\), got 1\.5"):
+        medcam.build_head({"name": "linear", "dropout": 1.5}, feature_info=info, num_classes=2)

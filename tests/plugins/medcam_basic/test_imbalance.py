@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import medcam
 from medcam.errors import SpecError
 from medcam.model import ModelOutput
 from medcam.spec import resolve_model_spec
@@ -103,8 +104,10 @@ def test_weighted_bce_per_class_fixed_and_degenerate_batches():
 @pytest.mark.parametrize("build, message", [
     (lambda: WeightedBCE(3, False), "weighted_bce is a multi-label loss"),
     (lambda: WeightedBCE(3, True, beta=[1.0]), r"beta: expected null .* \[beta_P, beta_N\]"),
-    (lambda: WeightedBCE(3, True, reduction="avg"), "reduction: expected 'mean' or 'sum'"),
-    (lambda: FocalLoss(3, False, gamma=-1), "gamma: expected a number >= 0"),
+    (lambda: medcam.build_loss({"name": "weighted_bce", "reduction": "avg"}, num_classes=3, multilabel=True),
+     r"loss\[0\]\.reduction: expected one of mean, sum, got 'avg'"),
+    (lambda: medcam.build_loss({"name": "focal", "gamma": -1}, num_classes=3),
+     r"loss\[0\]\.gamma: expected a number >= 0, got -1"),
     (lambda: FocalLoss(3, False, alpha=0.25), "a single number weighs the positive class of a 2-class model"),
     (lambda: FocalLoss(3, True, alpha=[0.5, 0.5]), "alpha: 2 weights for 3 classes"),
     (lambda: CrossEntropy(3, False, class_weights="per_batch"), "'balanced', 'batch' or null"),

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import medcam
 from medcam.errors import SpecError
 from medcam.model import ModelOutput
 from medcam_basic.losses import CrossEntropy
@@ -46,5 +47,5 @@ def test_bad_parameters():
         CrossEntropy(3, False, class_weights=[1, 2])
     with pytest.raises(SpecError, match="'balanced', 'batch' or null"):
         CrossEntropy(3, False, class_weights="even")
-    with pytest.raises(SpecError, match="label_smoothing"):
-        CrossEntropy(3, False, label_smoothing=1.0)
+    with pytest.raises(SpecError, match=r"loss\[0\]\.label_smoothing: expected a number in \[0, 1\), got 1\.0"):
+        medcam.build_loss({"name": "ce", "label_smoothing": 1.0}, num_classes=3)

@@ -55,7 +55,7 @@ def test_built_through_the_registry_with_errors():
     assert seg(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
     with pytest.raises(ShapeError, match=r"divisible by 4, got \(18, 16\); resize or pad to \(20, 16\)"):
         seg(torch.rand(1, 1, 18, 16))
-    with pytest.raises(SpecError, match=r"depth must be an integer between 1 and 6, got 0"):
+    with pytest.raises(SpecError, match=r"segmenter\.depth: expected an integer in \[1, 6\], got 0"):
         medcam.build_segmenter({"name": "attention_resunet", "depth": 0})
     with pytest.raises(SpecError, match=r"segmenter\.base_chanels: unknown parameter; did you mean 'base_channels'"):
         medcam.build_segmenter({"name": "attention_resunet", "base_chanels": 4})

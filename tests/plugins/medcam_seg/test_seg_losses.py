@@ -67,5 +67,5 @@ def test_errors_name_the_problem():
         MaskBCELoss()(ModelOutput(logits=torch.zeros(3, 2)), batch)
     with pytest.raises(ShapeError, match="num_classes: 1"):
         SoftDiceLoss()(torch.zeros(3, 2, 5, 5), batch)
-    with pytest.raises(SpecError, match="dice.smooth"):
-        SoftDiceLoss(smooth=0)
+    with pytest.raises(SpecError, match=r"loss\[0\]\.smooth: expected a positive number, got 0"):
+        build_loss({"name": "dice", "smooth": 0}, num_classes=1)

@@ -96,7 +96,7 @@ def test_any_input_size_shapes_and_backward(in_chans):
 def test_built_through_the_registry():
     seg = medcam.build_segmenter({"name": "tiramisu56", "in_chans": 1, "drop_rate": 0.0}).eval()
     assert seg(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    with pytest.raises(SpecError, match=r"drop_rate must be in \[0, 1\)"):
+    with pytest.raises(SpecError, match=r"segmenter\.drop_rate: expected a number in \[0, 1\), got 1\.5"):
         medcam.build_segmenter({"name": "tiramisu67", "drop_rate": 1.5})
 
 
