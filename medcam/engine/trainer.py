@@ -474,7 +474,8 @@ class Trainer:
         is printed here, so a run never differs from what its log says.
         """
         cfg = self.config
-        names = self.model.spec.get("class_names") or [str(i) for i in range(len(counts))]
+        names = (self.model.spec.get("class_names") or self.data_info.get("class_names")  # a segmenter: the data's
+                 or [str(i) for i in range(len(counts))])
         per_class = ", ".join(f"{name} {int(c)}" for name, c in zip(names, counts))
         warmup = f" + {cfg.warmup_epochs:g} warm-up epochs" if cfg.warmup_epochs else ""
         scale = f", backbone x{cfg.backbone_lr_scale:g}" if cfg.backbone_lr_scale != 1 else ""
@@ -483,6 +484,7 @@ class Trainer:
         return (f"train: {n} images ({per_class}); balanced sampling {'on' if balance else 'off'} ({why}); "
                 f"{cfg.optimizer} lr {cfg.lr:g}{scale}, {cfg.scheduler}{warmup}, {cfg.epochs} epochs of batch "
                 f"{cfg.batch_size}; seed {cfg.seed}; {where}")
+
     @staticmethod
     def _val_parts(val: Mapping[str, Any]) -> list[str]:
         """The validation metrics of the per-epoch line."""

@@ -77,3 +77,12 @@ def test_trainer_for_picks_the_trainer_of_the_spec(tmp_path):
     path.write_text("name: unet\nencoder: tiny_cnn\n")
     assert trainer_for(SPEC) is SegmenterTrainer and trainer_for(str(path)) is SegmenterTrainer
     assert trainer_for("tiny_classifier") is Trainer
+
+
+def test_header_names_the_data_classes_of_a_segmenter(parts, capsys):
+    """A segmenter's spec has no class names: the run header takes the data's (what stratified the split)."""
+    train, _ = parts
+    SegmenterTrainer(SPEC, {**CONFIG, "epochs": 1, "progress": True},
+                     data_info={"class_names": ["normal", "benign", "malignant"]}).fit(train)
+    header = capsys.readouterr().err.splitlines()[0]
+    assert header.startswith(f"train: {len(train)} images (normal ") and ", benign " in header and ", malignant " in header
