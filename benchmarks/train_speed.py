@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from medcam.engine.trainer import Callback
+from medcam.engine import Callback
 
 #: issue 19: ``medcam train`` epoch time at most this many times the plain loop's
 GOAL = 1.1

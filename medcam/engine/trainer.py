@@ -23,14 +23,11 @@ declares ``needs_features`` (see :mod:`medcam.loss`).
 """
 from __future__ import annotations
 
-from abc import ABC
-
 import contextlib
 import copy
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -48,78 +45,13 @@ from .batch import class_counts, class_names_of, labels_of, to_device
 from .config import CLASSIFIER_MONITORS, TrainConfig
 from .distributed import DistContext
 from .evaluate import default_collate, evaluate
+from .fit_parts import Callback, EarlyStopping, FitResult
 from .logs import RunFiles, run_tag
 from .optim import LRSchedule, build_optimizer
 from .sampler import EpochSampler, class_balanced_weights, wants_balance
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["Trainer", "FitResult", "Callback", "EarlyStopping"]
-
-
-class Callback(ABC):  # noqa: B024 - every hook is optional; the defaults do nothing
-    """Hooks into :meth:`Trainer.fit`; subclass and override the ones you need (all run on every process)."""
-
-    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
-        """Before epoch ``epoch`` (0-based)."""
-
-    def on_step_end(self, trainer: "Trainer", epoch: int, step: int, logs: Mapping[str, float]) -> None:
-        """After optimizer step ``step`` (0-based within the epoch); ``logs`` holds the loss terms."""
-
-    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: Mapping[str, Any]) -> None:
-        """After the epoch's checkpoint and log record were written."""
-
-
-class EarlyStopping:
-    """Tracks the best value of the monitored metric; ``should_stop`` after ``patience`` epochs without gain."""
-
-    def __init__(self, mode: str, patience: int | None):
-        self.mode, self.patience = mode, patience
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
-
-    def update(self, value: float | None, epoch: int) -> bool:
-        """Record epoch ``epoch`` (1-based); True when it is the new best."""
-        if value is None or math.isnan(value):
-            self.bad_epochs += 1
-            return False
-        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
-            self.best, self.best_epoch, self.bad_epochs = float(value), epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience is not None and self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], int(state["bad_epochs"])
-
-
-@dataclass
-class FitResult:
-    """What :meth:`Trainer.fit` returns.
-
-    Attributes:
-        history: one record per finished epoch (as in ``metrics.jsonl``).
-        best_epoch: 1-based epoch with the best monitored validation metric (None without validation).
-        best_metrics: validation metrics of that epoch.
-        last_metrics: validation metrics of the last epoch.
-        stopped_early: early stopping ended the run.
-        files: the run's output files (None without ``out_dir``).
-    """
-
-    history: list[dict[str, Any]]
-    best_epoch: int | None = None
-    best_metrics: dict[str, Any] | None = None
-    last_metrics: dict[str, Any] | None = None
-    stopped_early: bool = False
-    files: RunFiles | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, bool]:

@@ -21,7 +21,7 @@ from medcam._lazy import lazy_attributes
 
 _LAZY = {
     "Explainer": "medcam.inference.pipeline",
-    "Explanation": "medcam.inference.pipeline",
+    "Explanation": "medcam.inference.explanation",
     "DEFAULT_METHOD": "medcam.inference.pipeline",
     "collect_images": "medcam.inference.inputs",
     "RECORD_KEYS": "medcam.inference.record",

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,14 +34,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import AttributionError, CheckpointError, DataError, MedcamError, UnknownNameError
+from ..errors import AttributionError, CheckpointError, DataError, UnknownNameError
 from ..limits import RENDER_SIZE
 from ..viz import to_rgb
+from .explanation import Explanation, device_of, failure_reason, name_of, to_original
 from .record import fail_record, ok_record
 from .render import attribution_overlay, mask_overlay, saliency_image, timestamp, write_pngs
 from .settings import merge_preprocess
 
-__all__ = ["Explainer", "Explanation", "DEFAULT_METHOD", "DEFAULT_THRESHOLD", "NO_METHOD"]
+__all__ = ["Explainer", "Explanation", "failure_reason", "DEFAULT_METHOD", "DEFAULT_THRESHOLD", "NO_METHOD"]
 
 #: Attribution method used when neither the caller nor the checkpoint's spec names one.
 DEFAULT_METHOD = "gradcam"
@@ -52,82 +52,6 @@ DEFAULT_THRESHOLD = 0.5
 PREDICTED = "predicted"
 #: The per-call ``segmenter_method`` that switches the segmenter's map off (the web app's choice).
 NO_METHOD = "none"
-
-
-@dataclass
-class Explanation:
-    """Everything computed for one image, on its picture grid ``(h, w)``.
-
-    The picture grid is the original ``(H0, W0)`` for images of at most
-    ``render_size`` pixels per side, else the original reduced by the smallest
-    integer factor ``q`` that fits (``(h, w) = ceil((H0, W0) / q)``). The
-    record's boxes and ``image_size`` are in original pixels either way.
-
-    Attributes:
-        record: the JSON-ready result (see :mod:`medcam.inference.record`), without file paths.
-        original: ``(h, w, C)`` float32 in [0, 1], the image as read.
-        heatmap: ``(h, w)`` float attribution map in [0, 1] (CPU).
-        saliency: ``(h, w, 3)`` uint8, the colorized map.
-        overlay: ``(h, w, 3)`` uint8, the map over the image with the attribution boxes.
-        mask: ``(h, w)`` bool segmenter mask (CPU), or None without a segmenter.
-        mask_overlay: ``(h, w, 3)`` uint8, the mask over the image with its boxes, or None.
-        segmenter_heatmap: ``(h, w)`` float map in [0, 1] of what the segmenter looked at to segment its
-            region (``segmenter_method``), or None.
-        segmenter_overlay: ``(h, w, 3)`` uint8, that map over the image with the mask's boxes, or None.
-        factor: ``q``, original pixels per picture pixel (1 for images within ``render_size``).
-    """
-
-    record: dict[str, Any]
-    original: np.ndarray
-    heatmap: Tensor
-    saliency: np.ndarray
-    overlay: np.ndarray
-    mask: Tensor | None = None
-    mask_overlay: np.ndarray | None = None
-    factor: int = 1
-    segmenter_heatmap: Tensor | None = None
-    segmenter_overlay: np.ndarray | None = None
-
-    def pictures(self) -> dict[str, np.ndarray]:
-        """``{"saliency": ..., "overlay": ..., "mask": ..., "segmap": ...}`` (mask only with a segmenter,
-        segmap only with a segmenter method)."""
-        out = {"saliency": self.saliency, "overlay": self.overlay}
-        if self.mask_overlay is not None:
-            out["mask"] = self.mask_overlay
-        if self.segmenter_overlay is not None:
-            out["segmap"] = self.segmenter_overlay
-        return out
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _name_of(image: Any, name: str | None) -> str:
-    if name is not None:
-        return str(name)
-    if isinstance(image, (str, os.PathLike)):
-        return os.fspath(image)
-    return "<image>"
-
-
-def _to_original(boxes: Any, factor: int, size: tuple[int, int]) -> Tensor:
-    """``(N, 4)`` boxes on the picture grid -> original pixels (times ``factor``, clipped to ``size`` ``(H0, W0)``)."""
-    b = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-    if factor == 1:
-        return b
-    h0, w0 = size
-    return (b * factor).clamp(min=0).minimum(torch.tensor([w0, h0, w0, h0], dtype=torch.float32))
-
-
-def failure_reason(err: BaseException) -> str:
-    """A one-line reason for a fail record: medcam's own message, or the exception type and message."""
-    text = " ".join(str(err).split())
-    if isinstance(err, (MedcamError, FileNotFoundError)):
-        return text or type(err).__name__
-    return f"{type(err).__name__}: {text}"
 
 
 class Explainer:
@@ -334,7 +258,7 @@ class Explainer:
         """
         from ..data.io import as_image_array, check_pixels, image_size
 
-        where = _name_of(image, None)
+        where = name_of(image, None)
         if isinstance(image, (str, os.PathLike)):
             path = Path(image)
             try:
@@ -425,7 +349,7 @@ class Explainer:
         prep = self._prepare(source, self.preprocess)
         with warnings.catch_warnings():  # said in the record instead, in command-line terms
             warnings.simplefilter("ignore", EmptyMapWarning)
-            result = attribute(self.model, prep.image.to(_device_of(self.model)), built, target=target_index,
+            result = attribute(self.model, prep.image.to(device_of(self.model)), built, target=target_index,
                                details=True)
         logits = result.logits.detach().float().cpu()[0]
         probs = torch.sigmoid(logits) if self.model.multilabel else torch.softmax(logits, dim=0)
@@ -460,10 +384,10 @@ class Explainer:
             predicted = int(result.targets[0, 0]) == int(probs.argmax())
             notes.append(empty_map_advice(built.name, 1, 1, [explained], cli=True, predicted=predicted))
         record = ok_record(
-            image=_name_of(image, name), diagnosis=names[int(probs.argmax())],
+            image=name_of(image, name), diagnosis=names[int(probs.argmax())],
             probabilities={n: float(p) for n, p in zip(names, probs.tolist())}, method=built.name,
-            target=explained, boxes=_to_original(boxes, factor, (h0, w0)),
-            box_source=source_name, attribution_boxes=_to_original(attr_boxes, factor, (h0, w0)),
+            target=explained, boxes=to_original(boxes, factor, (h0, w0)),
+            box_source=source_name, attribution_boxes=to_original(attr_boxes, factor, (h0, w0)),
             image_size=(h0, w0), warnings=notes, box_threshold=cut,
             ground_truth=None if truth is None else truth.to_record(),
             segmenter_method=None if seg_key is None else self._methods[seg_key].name)
@@ -511,7 +435,7 @@ class Explainer:
         if not 0.0 <= cut <= 1.0:
             raise ValueError(f"mask_threshold must be in [0, 1], got {mask_threshold}")
         prep = self._prepare(source, self.segmenter_preprocess)
-        image = prep.image.to(_device_of(self.segmenter))
+        image = prep.image.to(device_of(self.segmenter))
         grid = prep.geometry.on_grid(factor)
         with torch.no_grad():
             probs = torch.sigmoid(self.segmenter(image).float()).amax(1)  # (1, h, w)
@@ -541,7 +465,7 @@ class Explainer:
         Returns:
             the record: ``result`` ``"ok"`` with paths filled in, or ``"fail"`` with ``error``.
         """
-        label = _name_of(image, name)
+        label = name_of(image, name)
         try:
             explanation = self.explain(image, name=name, **options)
             record = explanation.record
