@@ -44,7 +44,7 @@ from ..boxes import component_boxes, connected_components
 from ..errors import DataError
 from ..progress import show_bar
 from .cache import ResizedCache
-from .collate import collate
+from .batching import collate
 from .io import image_size, read_mask, reduce_array
 from .preprocess import (Geometry, Preprocess, expand_channels, fit_stage, load_compact, resize_stage,
                          transform_boxes)
