@@ -97,12 +97,10 @@ def _with_backbone_from(source: Any, checkpoint: Path) -> Any:
     """
     from medcam.engine.runs import provisional_spec
     from medcam.spec import deep_merge
+    from medcam.state_dict import start_from_checkpoint
 
     backbone = provisional_spec(source).get("backbone")
-    weights: dict[str, Any] = {"checkpoint_path": str(checkpoint)}
-    if isinstance(backbone, Mapping) and backbone.get("pretrained"):
-        weights["pretrained"] = False
-    return deep_merge(source, {"backbone": weights})
+    return deep_merge(source, {"backbone": start_from_checkpoint(backbone, checkpoint)})
 
 
 def _train_settings(spec: BenchSpec, entry: ModelEntry, source: Any, progress: bool) -> dict[str, Any]:
