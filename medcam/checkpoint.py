@@ -36,9 +36,10 @@ from torch import Tensor, nn
 
 from .errors import CheckpointError, OutputError
 from .outputs import describe_os_error
+from .state_dict import WEIGHT_PARAMETERS
 
 __all__ = ["save", "load", "read_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION", "is_medcam_checkpoint",
-           "backbone_weights", "verify_sha256"]
+           "backbone_weights", "check_payload", "verify_sha256", "without_weight_sources"]
 
 FORMAT = "medcam.checkpoint"
 FORMAT_VERSION = 1
@@ -234,13 +235,7 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"'{p}' is a PyTorch file but not a medcam checkpoint (no '{FORMAT}' marker); "
                               f"for a plain state dict, build the model and use load_state_dict")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"'{p}' has checkpoint format {payload.get('format_version')}; this medcam reads "
-                              f"up to {FORMAT_VERSION}: upgrade medcam")
-    stored = payload.get("sha256")
-    if stored != _checksum(payload):
-        raise CheckpointError(f"'{p}' failed its integrity check: its content changed after it was saved "
-                              f"(corrupt or altered); pass the file's expected sha256 to tell a trusted file")
+    check_payload(payload, f"'{p}'")
     try:
         spec = json.loads(payload["spec"])
         metadata = json.loads(payload["metadata"])
@@ -250,30 +245,45 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                       training_state=payload.get("training_state"), path=str(p))
 
 
+def check_payload(payload: Mapping[str, Any], where: str) -> None:
+    """Refuse a loaded checkpoint of a newer format, or whose content no longer matches its stored digest.
+
+    ``where`` names the file in errors.
+    """
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{where} has checkpoint format {payload.get('format_version')}; this medcam reads "
+                              f"up to {FORMAT_VERSION}: upgrade medcam")
+    if payload.get("sha256") != _checksum(payload):
+        raise CheckpointError(f"{where} failed its integrity check: its content changed after it was saved "
+                              f"(corrupt or altered); pass the file's expected sha256 to tell a trusted file")
+
+
 def is_medcam_checkpoint(obj: Any) -> bool:
     """Whether ``obj`` (what ``torch.load`` returned) is a file written by :func:`save`."""
     return isinstance(obj, Mapping) and obj.get("format") == FORMAT
 
 
-def backbone_weights(payload: Mapping[str, Any], where: str) -> dict[str, Tensor]:
-    """The backbone's tensors of a loaded medcam checkpoint, ``backbone.`` prefix removed.
+#: Where a medcam checkpoint keeps a backbone's weights, first match wins: a model's backbone, the
+#: medcam backbone under a segmenter's encoder (U-Net & co.), a segmenter's own encoder (Tiramisu).
+BACKBONE_PARTS = ("backbone.", "net.encoder.backbone.", "net.encoder.")
 
-    For backbones whose ``checkpoint_path`` may name a saved medcam model (a new
-    model starting from a trained one's backbone). ``where`` names the file in errors.
+
+def backbone_weights(payload: Mapping[str, Any], where: str) -> dict[str, Tensor]:
+    """The backbone's tensors of a loaded medcam checkpoint, its prefix (:data:`BACKBONE_PARTS`) removed.
+
+    For backbones whose ``checkpoint_path`` names a saved medcam model (a new model
+    starting from a trained one's backbone, ``init_from``). ``where`` names the file in errors.
 
     Raises:
-        CheckpointError: the checkpoint holds no ``backbone.*`` weights (a segmenter).
+        CheckpointError: the checkpoint holds no backbone or encoder weights.
     """
     state = payload.get("state_dict")
     state = state if isinstance(state, Mapping) else {}
-    weights = {str(k)[len("backbone."):]: v for k, v in state.items() if str(k).startswith("backbone.")}
-    if not weights:
-        raise CheckpointError(f"{where} is a medcam checkpoint without 'backbone.*' weights")
-    return weights
-
-
-#: Part parameters that fetch weights while building; a checkpoint already holds the weights.
-WEIGHT_SOURCES: dict[str, Any] = {"pretrained": False, "checkpoint_path": None}
+    for prefix in BACKBONE_PARTS:
+        weights = {str(k)[len(prefix):]: v for k, v in state.items() if str(k).startswith(prefix)}
+        if weights:
+            return weights
+    raise CheckpointError(f"{where} is a medcam checkpoint without 'backbone.*' or 'net.encoder.*' weights")
 
 
 def without_weight_sources(spec: Any) -> Any:
@@ -284,8 +294,8 @@ def without_weight_sources(spec: Any) -> Any:
     checkpoint's own state dict replaces them anyway.
     """
     if isinstance(spec, Mapping):
-        return {k: (WEIGHT_SOURCES[k] if k in WEIGHT_SOURCES and v not in (None, False) else without_weight_sources(v))
-                for k, v in spec.items()}
+        return {k: (WEIGHT_PARAMETERS[k] if k in WEIGHT_PARAMETERS and v not in (None, False)
+                    else without_weight_sources(v)) for k, v in spec.items()}
     if isinstance(spec, list):
         return [without_weight_sources(v) for v in spec]
     return spec

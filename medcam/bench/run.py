@@ -46,12 +46,13 @@ import torch
 from tqdm.auto import tqdm
 from medcam.progress import show_bar
 
-from medcam.errors import CheckpointError, DataError
+from medcam.errors import DataError
 
 from . import baselines as B
 from . import faithfulness as F
 from .localize import (HeldOut, at_thresholds, candidate_methods, classify, compute_maps, load_heldout,
                        method_seed, probe_method, score_maps)
+from .obtain import compact, log, obtain_model
 from .provenance import environment, file_digest, list_digest, relative_paths, state_digest
 from .report import bar_plot, gallery, markdown_table, pivot_table
 from .spec import BenchSpec, ModelEntry, load_bench_spec
@@ -65,11 +66,6 @@ _METRIC_KEYS = ("max_box_acc_v2", "box_acc_v2", "pxap", "gt_known_loc", "max_box
                 "pixel_iou", "thresholds", "n_images")
 
 
-def _log(text: str, progress: bool) -> None:
-    if progress:
-        tqdm.write(text, file=sys.stderr)
-
-
 def _data_config(spec: BenchSpec, data: str | Path, cache_dir: Path | None) -> Any:
     from medcam.engine.runs import DataConfig
 
@@ -77,115 +73,6 @@ def _data_config(spec: BenchSpec, data: str | Path, cache_dir: Path | None) -> A
     return DataConfig(path=str(data), dataset=d["dataset"], val=d["val"], test=d["test"], split_seed=d["split_seed"],
                       augment=d["augment"], cache_dir=str(cache_dir) if cache_dir else None, groups=d["groups"],
                       options=dict(d["options"]))
-
-
-def _model_source(entry: ModelEntry, size: int | None) -> Any:
-    """The entry's model spec with the benchmark's input size."""
-    from medcam.spec import deep_merge, load_spec
-
-    raw = load_spec(entry.spec)
-    if size is not None:
-        raw = deep_merge(raw, {"preprocess": {"size": [size, size]}})
-    return raw
-
-
-def _with_backbone_from(source: Any, checkpoint: Path) -> Any:
-    """``source`` whose backbone starts from ``checkpoint`` (``init_from``).
-
-    The checkpoint's weights replace any ``pretrained: true`` of the spec (a preset's ImageNet start):
-    a backbone takes one weight source, and the earlier model was itself trained from that start.
-    """
-    from medcam.engine.runs import provisional_spec
-    from medcam.spec import deep_merge
-
-    backbone = provisional_spec(source).get("backbone")
-    weights: dict[str, Any] = {"checkpoint_path": str(checkpoint)}
-    if isinstance(backbone, Mapping) and backbone.get("pretrained"):
-        weights["pretrained"] = False
-    return deep_merge(source, {"backbone": weights})
-
-
-def _train_settings(spec: BenchSpec, entry: ModelEntry, source: Any, progress: bool) -> dict[str, Any]:
-    """The model's own ``train`` settings (a preset's), then the benchmark's, then the entry's."""
-    from medcam.engine.config import TrainConfig
-    from medcam.engine.runs import provisional_spec
-
-    own = provisional_spec(source).get("train") or {}
-    merged = {"seed": spec.seed, **own, **spec.train, **entry.train, "progress": progress}
-    return TrainConfig.from_dict(merged).to_dict()
-
-
-def _check_checkpoint(path: Path, source: Any, settings: Mapping[str, Any], data_cfg: Any) -> None:
-    """Refuse a checkpoint trained with another model spec, other training settings or another split."""
-    from medcam.checkpoint import read_checkpoint, without_weight_sources
-    from medcam.engine.config import TrainConfig
-    from medcam.engine.runs import fit_spec_to_data, open_dataset
-
-    ckpt = read_checkpoint(path)
-    full = open_dataset(data_cfg, ckpt.spec)
-    wanted = without_weight_sources(fit_spec_to_data(source, full))
-    if wanted != without_weight_sources(ckpt.spec):
-        diff = sorted(k for k in set(wanted) | set(ckpt.spec) if wanted.get(k) != ckpt.spec.get(k))
-        raise CheckpointError(f"{path} was trained with another model spec (differs in: {', '.join(diff)}); "
-                              f"retrain it (leave out --checkpoints) or point to the matching checkpoint")
-    saved = ckpt.metadata.get("config")
-    if saved is not None:
-        diffs = TrainConfig.from_dict(settings).differences(TrainConfig.from_dict(saved),
-                                                            ignore=("progress", "num_workers", "device",
-                                                                    "eval_batch_size"))
-        if diffs:
-            raise CheckpointError(f"{path} was trained with other settings ({'; '.join(diffs)}); retrain it or "
-                                  f"use the benchmark's settings")
-    info = ckpt.metadata.get("data") or {}
-    for key in ("val", "test", "split_seed", "groups", "augment"):
-        if key in info and info[key] != getattr(data_cfg, key):
-            raise CheckpointError(f"{path} was trained on another split or augmentation (data.{key}: "
-                                  f"{info[key]!r}, the benchmark uses {getattr(data_cfg, key)!r})")
-
-
-def _obtain(spec: BenchSpec, entry: ModelEntry, data_cfg: Any, out: Path, checkpoints: Path | None,
-            overwrite: bool, progress: bool, obtained: Mapping[str, Path]) -> dict[str, Any]:
-    """Train the model or find its checkpoint; returns ``{"path", "trained", "train_time_s", "settings", ...}``.
-
-    ``obtained``: checkpoint of every earlier model by key (for ``init_from``).
-    """
-    which = spec.eval["checkpoint"]
-    if entry.checkpoint is not None:
-        path = Path(entry.checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"models.{entry.key}.checkpoint: '{path}' does not exist")
-        return {"path": path, "trained": False, "train_time_s": None, "settings": None, "source": None}
-    source = _model_source(entry, spec.size)
-    if entry.init_from is not None:
-        source = _with_backbone_from(source, obtained[entry.init_from])
-    settings = _train_settings(spec, entry, source, progress)
-    if checkpoints is not None:
-        path = checkpoints / entry.key / f"{which}.pt"
-        if path.is_file():
-            _check_checkpoint(path, source, settings, data_cfg)
-            return {"path": path, "trained": False, "train_time_s": None, "settings": settings, "source": source}
-    from medcam.engine.runs import train_on_folder
-
-    run_dir = out / "models" / entry.key
-    if (run_dir / "last.pt").exists() or (run_dir / "best.pt").exists():
-        if not overwrite:
-            raise CheckpointError(f"{run_dir} already holds a training run; pass --checkpoints {out / 'models'} to "
-                                  f"reuse it or --overwrite to retrain")
-        for name in ("last.pt", "best.pt"):
-            (run_dir / name).unlink(missing_ok=True)
-    _log(f"[{entry.key}] training ({settings['epochs']} epochs)", progress)
-    began = time.perf_counter()
-    result = train_on_folder(source, data_cfg, settings, run_dir)
-    return {"path": run_dir / f"{which}.pt", "trained": True, "train_time_s": round(time.perf_counter() - began, 1),
-            "settings": settings, "source": source, "best_epoch": result.get("best_epoch"),
-            "val": _compact(result.get("val"))}
-
-
-def _compact(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if metrics is None:
-        return None
-    return {k: metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy", "auc", "macro_f1", "loss")
-            if k in metrics}
 
 
 def _splits(data_cfg: Any, model_spec: Mapping[str, Any], progress: bool, need_val: bool,
@@ -268,7 +155,7 @@ def _evaluate_model(spec: BenchSpec, entry: ModelEntry, model: Any, heldout: Map
         gallery_maps[m["label"]] = maps[positions]
         if faithfulness is not None:
             faithful_maps[m["label"]] = maps[:faithfulness["count"]]
-        _log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  "
+        log(f"[{entry.key}] {m['label']:<24} MaxBoxAccV2 {row['max_box_acc_v2']:5.1f}  "
              f"PxAP {math.nan if row['pxap'] is None else row['pxap']:5.1f}  {row['time_ms']:.1f} ms/image", progress)
     bar.close()
     parts = {m["label"]: m["part"] for m in methods}
@@ -438,7 +325,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
     obtained: dict[str, Path] = {}
     faithful_setup: dict[str, Any] | None = None
     for entry in bench.models:
-        got = _obtain(bench, entry, data_cfg, out, ckpt_root, overwrite, progress, obtained)
+        got = obtain_model(bench, entry, data_cfg, out, ckpt_root, overwrite, progress, obtained)
         obtained[entry.key] = Path(got["path"])
         model = medcam.load(got["path"])
         heldout = _splits(data_cfg, model.spec, progress, bench.eval["val_threshold"], reference is None)
@@ -452,7 +339,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
         elif test.paths != reference["test"].paths:
             raise DataError(f"model {entry.key} sees other held-out images than {bench.models[0].key}; every model "
                             f"must use the same data settings")
-        _log(f"[{entry.key}] evaluating {len(test)} held-out images ({len(test.lesion)} with a lesion)", progress)
+        log(f"[{entry.key}] evaluating {len(test)} held-out images ({len(test.lesion)} with a lesion)", progress)
         if faithful_setup is None and bench.faithfulness["metrics"]:
             train_ref = reference["train"]
             faithful_setup = F.setup(bench, test, [train_ref.boxes[i] for i in train_ref.lesion])
@@ -463,7 +350,7 @@ def run_benchmark(spec: Any, data: str | Path, out: str | Path, *, checkpoints: 
                   "init_from": entry.init_from,
                   "val_classification": got.get("val"),
                   "checkpoint": str(got["path"]), "weights_sha256": state_digest(model.state_dict()),
-                  "input_size": list(test.size), "classification": _compact(ev["classification"]),
+                  "input_size": list(test.size), "classification": compact(ev["classification"]),
                   "confusion_matrix": ev["classification"].get("confusion_matrix"),
                   "methods": ev["methods"], "method_parts": ev["parts"], "not_applicable": ev["not_applicable"],
                   "faithfulness": ev["faithfulness"], "notes": entry.notes}

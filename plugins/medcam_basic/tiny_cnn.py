@@ -1,15 +1,13 @@
 """TinyCNN: a small real convolutional backbone for tests, demos and CPU runs."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
-from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
-from medcam.errors import CheckpointError, SpecError
+from medcam.errors import SpecError
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
+from medcam.state_dict import load_weights
 
 from .configs import TINY_CNN_CHANNELS, TINY_CNN_STRIDES
 
@@ -45,28 +43,8 @@ class TinyCNN(nn.Module):
         self.feature_info = FeatureInfo(
             [FeatureLevel(width * TINY_CNN_CHANNELS[i], TINY_CNN_STRIDES[i], f"stages.{i}") for i in self.out_indices]
         )
-        if checkpoint_path:
-            self.load_checkpoint(checkpoint_path)
-
-    def load_checkpoint(self, path: str) -> None:
-        """Load a state dict saved from a TinyCNN: bare, under ``"state_dict"``/``"model"``, or the
-        ``backbone.*`` weights of a medcam checkpoint (:func:`medcam.save`) of a model built on one."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"tiny_cnn checkpoint '{path}' does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle, zip and stream errors all mean "not a readable weights file"
-            raise CheckpointError(f"tiny_cnn checkpoint '{path}' is not a weights file torch.load(weights_only=True) "
-                                  f"can read: {type(err).__name__}") from err
-        if is_medcam_checkpoint(state):
-            state = backbone_weights(state, f"tiny_cnn checkpoint '{path}'")
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-                state = state[key]
-        try:
-            self.load_state_dict(state)
-        except RuntimeError as err:
-            raise CheckpointError(f"tiny_cnn checkpoint '{path}' does not fit this configuration: {err}") from err
+        if checkpoint_path:  # its own layout: bare, wrapped, or the backbone of a medcam checkpoint
+            load_weights(self, checkpoint_path, what=f"tiny_cnn (width={width}, in_chans={in_chans})")
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)

@@ -21,20 +21,20 @@ any input size works (the paper crops the same way).
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from medcam.errors import CheckpointError, SpecError
+from medcam.errors import SpecError
 from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 from medcam.model import check_images
+from medcam.state_dict import load_weights
 
 from .configs import TIRAMISU_CONFIGS, TIRAMISU_FIRST_CONV, TIRAMISU_STRIDES, tiramisu_encoder_channels
 
 __all__ = ["DenseLayer", "DenseBlock", "TransitionDown", "TransitionUp", "TiramisuEncoder", "FCDenseNet",
-           "TiramisuBackbone", "load_encoder_weights"]
+           "TiramisuBackbone", "tiramisu_encoder_keys"]
 
 
 def _check_config(depth: int, in_chans: int) -> dict:
@@ -171,43 +171,30 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _read_state_dict(path: str, what: str) -> dict[str, Tensor]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files
-        raise CheckpointError(f"{what} checkpoint '{path}' cannot be read: {err}") from err
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{what} checkpoint '{path}' holds a {type(state).__name__}, not a state dict")
-    return state
+def _stem_prefixes(keys: Iterable[str]) -> list[str]:
+    return [k[: -len("stem.weight")] for k in keys if k == "stem.weight" or k.endswith(".stem.weight")]
 
 
-def load_encoder_weights(encoder: TiramisuEncoder, path: str, what: str) -> str:
-    """Load Tiramisu down-path weights from a state dict file into ``encoder``.
+def tiramisu_encoder_keys(state: dict[str, Tensor], reference: Mapping[str, Any]) -> dict[str, Tensor]:
+    """Key converter (:data:`medcam.state_dict.Converter`): the Tiramisu down path of ``state`` in the layout of
+    ``reference`` (a :class:`TiramisuEncoder` or a :class:`TiramisuBackbone`).
 
-    The file may hold the encoder alone, a :class:`TiramisuBackbone` (``encoder.``), a
-    :class:`FCDenseNet` (``encoder.``), a medcam classifier (``backbone.encoder.``) or
-    segmenter (``net.encoder.``) state dict, bare or under ``"state_dict"``/``"model"``.
-    Returns the key prefix found. Raises :class:`CheckpointError` if no encoder is in the
-    file or its configuration differs.
+    The file may hold the encoder alone, a :class:`TiramisuBackbone` (``encoder.``, with its
+    ``final_norm``), an :class:`FCDenseNet` (``encoder.``), a medcam classifier (``backbone.encoder.``)
+    or segmenter (``net.encoder.``) state dict: the encoder is found by its one ``stem.weight``;
+    everything else in the file (heads, the up path) is left out.
+
+    Raises:
+        ValueError: the file holds no Tiramisu encoder, or more than one.
     """
-    state = _read_state_dict(path, what)
-    stems = [k[: -len("stem.weight")] for k in state if k == "stem.weight" or k.endswith(".stem.weight")]
+    stems = _stem_prefixes(state)
     if len(stems) != 1:
-        raise CheckpointError(f"{what} checkpoint '{path}': expected one Tiramisu encoder (a 'stem.weight' key), "
-                              f"found {len(stems)}")
-    prefix = stems[0]
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        encoder.load_state_dict(sub, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{what} checkpoint '{path}' does not fit FC-DenseNet{encoder.depth}'s encoder "
-                              f"(prefix '{prefix}'): {err}") from err
-    return prefix
+        raise ValueError(f"expected one Tiramisu encoder (a 'stem.weight' key), found {len(stems)}")
+    source, target = stems[0], _stem_prefixes(reference)[0]
+    parts = {source: target}
+    if source.endswith("encoder.") and target.endswith("encoder."):  # a backbone's final BN-ReLU
+        parts[source[: -len("encoder.")] + "final_norm."] = target[: -len("encoder.")] + "final_norm."
+    return {parts[p] + k[len(p):]: v for k, v in state.items() for p in parts if k.startswith(p)}
 
 
 class FCDenseNet(nn.Module):
@@ -219,7 +206,7 @@ class FCDenseNet(nn.Module):
         num_classes: output channels (1 for a binary mask).
         drop_rate: dropout probability (paper: 0.2).
         encoder_checkpoint: optional state dict file to initialize the down path
-            (see :func:`load_encoder_weights`), e.g. a classifier trained on ``tiramisu103_encoder``.
+            (see :func:`tiramisu_encoder_keys`), e.g. a classifier trained on ``tiramisu103_encoder``.
     """
 
     def __init__(self, depth: int, in_chans: int = 3, num_classes: int = 1, drop_rate: float = 0.2,
@@ -241,7 +228,8 @@ class FCDenseNet(nn.Module):
         self.classifier = nn.Conv2d(stack + to_upsample, num_classes, 1, bias=True)
         _init_weights(self)
         if encoder_checkpoint:
-            load_encoder_weights(self.encoder, encoder_checkpoint, f"tiramisu{depth}")
+            load_weights(self.encoder, encoder_checkpoint, what=f"FC-DenseNet{depth}'s encoder",
+                         convert=tiramisu_encoder_keys)
 
     @property
     def cam_layer(self) -> str:
@@ -293,22 +281,9 @@ class TiramisuBackbone(nn.Module):
         self.feature_info = FeatureInfo([FeatureLevel(channels[i], TIRAMISU_STRIDES[i], modules[i])
                                          for i in self.out_indices])
         _init_weights(self)
-        if checkpoint_path:
-            self.load_checkpoint(checkpoint_path)
-
-    def load_checkpoint(self, path: str) -> None:
-        """Load encoder weights (see :func:`load_encoder_weights`); the final BN too when the file has it."""
-        what = f"tiramisu{self.depth}_encoder"
-        prefix = load_encoder_weights(self.encoder, path, what)
-        if prefix.endswith("encoder."):
-            norm_prefix = prefix[: -len("encoder.")] + "final_norm."
-            state = _read_state_dict(path, what)
-            sub = {k[len(norm_prefix):]: v for k, v in state.items() if k.startswith(norm_prefix)}
-            if sub:
-                try:
-                    self.final_norm.load_state_dict(sub, strict=True)
-                except RuntimeError as err:
-                    raise CheckpointError(f"{what} checkpoint '{path}': final_norm does not fit: {err}") from err
+        if checkpoint_path:  # the final BN too when the file has it
+            load_weights(self, checkpoint_path, what=f"FC-DenseNet{depth}'s encoder", convert=tiramisu_encoder_keys,
+                         allow_missing=("final_norm.*",))
 
     def _stage(self, i: int, x: Tensor) -> Tensor:
         _, x = self.encoder.stage(i, x)

@@ -13,8 +13,9 @@ Modules:
 * :mod:`medcam_timm.entries`: the registered factories, derived from that table,
   and ``timm/<any name>``. Light: no torch or timm import.
 * :mod:`medcam_timm.backbone`: the wrapper and the builders (timm is imported here).
-* :mod:`medcam_timm.loading`: ``checkpoint_path=`` loading (timm, torchvision and
-  official-release state dicts), first-conv adaptation for ``in_chans``.
+* :mod:`medcam_timm.loading`: the key converter of ``checkpoint_path=`` and offline ``pretrained``
+  (timm, torchvision and official-release state dicts), first-conv adaptation for ``in_chans``;
+  the core (:func:`medcam.state_dict.load_weights`) reads the file and checks the fit.
 * :mod:`medcam_timm.convert`: torchvision / original-release key names -> timm key names.
 * :mod:`medcam_timm.report`: ``python -m medcam_timm.report`` prints the table in docs/backbones.md.
 """

@@ -23,7 +23,7 @@ from medcam.features import FeatureInfo, FeatureLevel, normalize_out_indices
 from medcam.registry import did_you_mean
 
 from .variants import Variant
-from .loading import LoadTarget, load_checkpoint, load_state
+from .loading import TimmKeys, load_timm_weights
 
 __all__ = ["TimmBackbone", "build_variant", "build_timm"]
 
@@ -290,21 +290,19 @@ def build_variant(variant: Variant, *, in_chans: int, pretrained: bool, checkpoi
     full.feature_info = levels
     body = FeatureListNet(full, out_indices=indices, flatten_sequential=family.flatten)
     if checkpoint_path or local:
-        cfg = full.pretrained_cfg
-        reference = {k: v.shape for k, v in full.state_dict().items()}
-        target = LoadTarget(
-            body=body, name_map=_identity_name_map(full, body), reference=reference,
-            first_conv=_names(cfg.get("first_conv")), classifier=_names(cfg.get("classifier")),
-            in_chans=in_chans, label=variant.name, family=family.key,
-            formats=family.formats.format(name=variant.name))
+        cfg, reference = full.pretrained_cfg, {k: v.shape for k, v in full.state_dict().items()}
+        keys = TimmKeys(name_map=_identity_name_map(full, body), reference=reference,
+                        first_conv=_names(cfg.get("first_conv")), classifier=_names(cfg.get("classifier")),
+                        in_chans=in_chans, family=family.key)
+        formats = family.formats.format(name=variant.name)
         if checkpoint_path:
-            load_checkpoint(target, checkpoint_path)
+            load_timm_weights(body, keys, checkpoint_path, label=variant.name, formats=formats)
         else:
-            resolved = resolve_pretrained(variant.name, target.reference)
+            resolved = resolve_pretrained(variant.name, keys.reference)
             if resolved is None:  # uninstalled between the two looks
                 raise CheckpointError(f"the weights package of '{variant.name}' disappeared while loading it")
             name, state = resolved
-            load_state(target, state, f"weights '{name}'")
+            load_timm_weights(body, keys, state, label=variant.name, formats=formats, origin=f"weights '{name}'")
     return TimmBackbone(body, timm_name=variant.timm_model, in_chans=in_chans)
 
 
@@ -370,11 +368,11 @@ def build_timm(model_name: str, *, in_chans: int = 3, pretrained: bool = False, 
     if checkpoint_path:
         reference = {k: v.shape for k, v in reference_model.state_dict().items()}
         cfg = reference_model.pretrained_cfg  # the extractor's copy has its classifier fields removed
-        target = LoadTarget(
-            body=body, name_map=_candidate_name_map(reference, body), reference=reference,
-            first_conv=_names(cfg.get("first_conv")), classifier=_names(cfg.get("classifier")),
-            in_chans=in_chans, label=f"timm/{name}", family=None, formats=f"a timm '{name.split('.')[0]}' state dict")
-        load_checkpoint(target, checkpoint_path)
+        keys = TimmKeys(name_map=_candidate_name_map(reference, body), reference=reference,
+                        first_conv=_names(cfg.get("first_conv")), classifier=_names(cfg.get("classifier")),
+                        in_chans=in_chans, family=None)
+        load_timm_weights(body, keys, checkpoint_path, label=f"timm/{name}",
+                          formats=f"a timm '{name.split('.')[0]}' state dict")
     return TimmBackbone(body, timm_name=name, in_chans=in_chans)
 
 

@@ -1,63 +1,80 @@
-"""Weights loading for timm backbones (``checkpoint_path`` and offline ``pretrained``): strict, readable errors.
+"""Weights for timm backbones (``checkpoint_path`` and offline ``pretrained``): the key converter.
 
-A file is read by the core (:func:`medcam.state_dict.read_state_dict`: ``torch.load(weights_only=True)``
-or safetensors, unwrapped from ``{"state_dict": ...}``, ``{"model": ...}``, a medcam
-checkpoint's ``backbone.*`` weights, ``module.`` removed), stripped of one
-shared leading name such as CheXNet's ``densenet121.``, converted to timm's key
-names (:mod:`medcam_timm.convert`), and its classifier is dropped. The first
-conv is adapted to ``in_chans`` exactly as timm adapts pretrained weights
-(:func:`timm.models.adapt_input_conv`: RGB filters summed for one channel,
-repeated and scaled by ``3 / in_chans`` otherwise). Then every weight the
-backbone keeps must be present with the right shape, and no unknown key may
-remain; otherwise :class:`medcam.errors.CheckpointError` lists a few offenders.
+The core reads, unwraps and checks the file (:func:`medcam.state_dict.load_weights`); this
+module's converter, :class:`TimmKeys`, strips one shared leading name such as CheXNet's
+``densenet121.``, converts the keys to timm's names (:mod:`medcam_timm.convert`), drops the
+classifier, adapts the first conv to ``in_chans`` exactly as timm adapts pretrained weights
+(:func:`timm.models.adapt_input_conv`: RGB filters summed for one channel, repeated and
+scaled by ``3 / in_chans`` otherwise) and renames timm's keys to the feature extractor's.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
 
-from medcam.errors import CheckpointError
-from medcam.state_dict import read_state_dict
+from medcam.state_dict import load_weights
 
 from .convert import TORCHVISION_BN_EPS, to_timm
 
-__all__ = ["LoadTarget", "load_checkpoint", "load_state"]
-
-_SHOWN = 5  # keys listed per category in error messages
+__all__ = ["TimmKeys", "load_timm_weights"]
 
 
 @dataclass
-class LoadTarget:
-    """Where and how to load a state dict.
+class TimmKeys:
+    """Key converter (:data:`medcam.state_dict.Converter`) from every accepted dialect to a timm extractor's keys.
 
     Args:
-        body: the feature extractor the weights go into.
-        name_map: timm full-model key -> ``body`` key, for every tensor ``body`` holds.
-        reference: shapes of every tensor of the full timm model (timm names),
-            including the layers cut off after the last level; their weights in a
-            file are accepted and ignored.
+        name_map: timm full-model key -> extractor key, for every tensor the extractor holds.
+        reference: shapes of every tensor of the full timm model (timm names), including the
+            layers cut off after the last level; their weights in a file are left out.
         first_conv: timm names of the input conv(s) to adapt to ``in_chans``.
         classifier: timm names of the classifier module(s), whose weights are dropped.
         in_chans: the backbone's input channels.
-        label: the backbone's name, for messages.
         family: converter key (:func:`medcam_timm.convert.to_timm`), ``None`` for timm names only.
-        formats: the accepted formats, for messages.
+
+    Attributes:
+        dialect: what the last converted file was (``"timm"``, ``"torchvision"``, ``"official"``, ``"lukemelas"``).
     """
 
-    body: nn.Module
     name_map: Mapping[str, str]
     reference: Mapping[str, torch.Size]
     first_conv: tuple[str, ...]
     classifier: tuple[str, ...]
     in_chans: int
-    label: str
     family: str | None
-    formats: str
+    dialect: str = "timm"
+
+    def __call__(self, state: dict[str, Tensor], extractor: Mapping[str, Any]) -> dict[str, Tensor]:
+        inverse = {body_key: timm_key for timm_key, body_key in self.name_map.items()}
+        known = {k.split(".", 1)[0] for k in self.reference} | {k.split(".", 1)[0] for k in inverse}
+        state = _strip_shared_prefix(state, known)
+        # a backbone saved by medcam uses the extractor's names (features_0.weight): back to timm's
+        state = {(inverse[k] if k not in self.reference and k in inverse else k): v for k, v in state.items()}
+        state, self.dialect = to_timm(self.family, state, self.reference)
+        state = {k: v for k, v in state.items() if not any(k == c or k.startswith(c + ".") for c in self.classifier)}
+        self._adapt_first_conv(state)
+        return {self.name_map.get(k, k): v for k, v in state.items() if k in self.name_map or k not in self.reference}
+
+    def _adapt_first_conv(self, state: dict[str, Tensor]) -> None:
+        """Adapt a first-conv weight made for another channel count, as timm does for pretrained weights."""
+        for conv in self.first_conv:
+            key = f"{conv}.weight"
+            if key not in state or key not in self.reference:
+                continue
+            weight, want = state[key], self.reference[key]
+            if weight.shape == want or weight.dim() != 4 or len(want) != 4:
+                continue
+            if (weight.shape[0], *weight.shape[2:]) != (want[0], *want[2:]):
+                continue  # not just a channel difference: reported as a shape mismatch
+            try:
+                state[key] = adapt_input_conv(self.in_chans, weight, base_chans=weight.shape[1])
+            except (NotImplementedError, ValueError, AssertionError):
+                continue
 
 
 def _strip_shared_prefix(state: dict[str, Tensor], known: set[str]) -> dict[str, Tensor]:
@@ -73,76 +90,26 @@ def _strip_shared_prefix(state: dict[str, Tensor], known: set[str]) -> dict[str,
     return state
 
 
-def _listing(what: str, items: list[str]) -> str:
-    more = f", ... ({len(items)} in all)" if len(items) > _SHOWN else ""
-    return f"{what}: {', '.join(items[:_SHOWN])}{more}"
+def load_timm_weights(body: nn.Module, keys: TimmKeys, source: str | os.PathLike[str] | Mapping[str, Tensor], *,
+                      label: str, formats: str, origin: str | None = None) -> str:
+    """Load a weights file or state dict (any accepted dialect) into the extractor ``body``; returns the dialect.
 
-
-def _adapt_first_conv(state: dict[str, Tensor], target: LoadTarget) -> None:
-    """Adapt a first-conv weight made for another channel count, as timm does for pretrained weights."""
-    for conv in target.first_conv:
-        key = f"{conv}.weight"
-        if key not in state or key not in target.reference:
-            continue
-        weight, want = state[key], target.reference[key]
-        if weight.shape == want or weight.dim() != 4 or len(want) != 4:
-            continue
-        if (weight.shape[0], *weight.shape[2:]) != (want[0], *want[2:]):
-            continue  # not just a channel difference: reported as a shape mismatch
-        try:
-            state[key] = adapt_input_conv(target.in_chans, weight, base_chans=weight.shape[1])
-        except (NotImplementedError, ValueError, AssertionError):
-            continue
-
-
-def load_checkpoint(target: LoadTarget, path: str | Path) -> str:
-    """Load the weights file ``path`` into ``target.body``; returns the dialect found
-    (``"timm"``, ``"torchvision"``, ``"official"``, ``"lukemelas"``).
+    Args:
+        label: the backbone's name, for messages.
+        formats: the accepted formats, for messages.
+        origin: how to name a state dict ``source`` in messages.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: unreadable file, or keys/shapes that do not fit (the message lists
-            up to 5 missing, unexpected and mismatched keys, and the accepted formats).
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable file, or keys/shapes that do not fit (one line listing up to 5
+            missing, unexpected and mismatched keys, and the accepted formats).
     """
-    return load_state(target, read_state_dict(path), f"checkpoint '{path}'")
-
-
-def load_state(target: LoadTarget, state: dict[str, Tensor], origin: str) -> str:
-    """Load the tensors ``state`` (any accepted dialect) into ``target.body``; ``origin`` names them in errors.
-
-    Returns the dialect found; raises :class:`CheckpointError` as :func:`load_checkpoint`.
-    """
-    inverse = {body_key: timm_key for timm_key, body_key in target.name_map.items()}
-    known = {k.split(".", 1)[0] for k in target.reference} | {k.split(".", 1)[0] for k in inverse}
-    state = _strip_shared_prefix(state, known)
-    # a backbone saved by medcam uses the extractor's names (features_0.weight): back to timm's
-    state = {(inverse[k] if k not in target.reference and k in inverse else k): v for k, v in state.items()}
-    state, dialect = to_timm(target.family, state, target.reference)
-    state = {k: v for k, v in state.items()
-             if not any(k == c or k.startswith(c + ".") for c in target.classifier)}
-    _adapt_first_conv(state, target)
-
-    unexpected = [k for k in state if k not in target.reference]
-    missing = [k for k in target.name_map if k not in state and not k.endswith("num_batches_tracked")]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(target.reference[k])}"
-                  for k in target.name_map if k in state and state[k].shape != target.reference[k]]
-    if unexpected or missing or mismatched:
-        problems = "; ".join(_listing(what, items) for what, items in
-                             (("missing keys", missing), ("unexpected keys", unexpected),
-                              ("shape mismatches (file vs model)", mismatched)) if items)
-        raise CheckpointError(
-            f"{origin} does not fit backbone '{target.label}' (in_chans={target.in_chans}): {problems}. "
-            f"Accepted: {target.formats}; bare or under 'state_dict'/'model', a 'module.' prefix or one shared "
-            f"leading name is removed, classifier weights are dropped")
-    body_state = {target.name_map[k]: state[k] for k in target.name_map if k in state}
-    result = target.body.load_state_dict(body_state, strict=False)
-    left = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if left or result.unexpected_keys:  # timm's extractor holds weights we could not name in the timm model
-        raise CheckpointError(f"'{target.label}': cannot match the feature extractor's weights {left[:_SHOWN]} "
-                              f"to timm's key names, so {origin} cannot be loaded into it")
-    eps = TORCHVISION_BN_EPS.get(target.label) if dialect == "torchvision" else None
+    load_weights(body, source, what=f"backbone '{label}' (in_chans={keys.in_chans})", convert=keys, origin=origin,
+                 hint=f"Accepted: {formats}; bare or under 'state_dict'/'model', a 'module.' prefix or one shared "
+                      f"leading name is removed, classifier weights are dropped")
+    eps = TORCHVISION_BN_EPS.get(label) if keys.dialect == "torchvision" else None
     if eps is not None:
-        for module in target.body.modules():
+        for module in body.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eps = eps
-    return dialect
+    return keys.dialect

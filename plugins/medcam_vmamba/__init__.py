@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_official_checkpoint", "read_checkpoint"]
+__all__ = ["load_official_checkpoint"]
 
 
 def __getattr__(name: str) -> Any:

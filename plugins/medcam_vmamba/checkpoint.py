@@ -1,13 +1,12 @@
 """Load official VMamba checkpoints into medcam models, safely and with clear errors.
 
 Accepted as published (``MzeroMiko/VMamba`` releases), with no code from the
-checkpoint ever executed:
+checkpoint ever executed. The core reads and unwraps the file and checks the fit
+(:func:`medcam.state_dict.load_weights`: a ``{"model": state_dict, ...}`` training
+checkpoint whose pickled yacs config is read as an inert dict, ``{"state_dict": ...}``,
+a bare state dict, a ``module.`` prefix); this module's converter, :class:`OfficialKeys`, takes:
 
-* a file holding ``{"model": state_dict, ...}`` (the official training
-  checkpoints, which also pickle a yacs config: foreign objects are read as
-  inert dicts, see :func:`read_checkpoint`), ``{"state_dict": ...}`` or a bare
-  state dict; a ``module.`` prefix (DataParallel) and the ``backbone.`` prefix of
-  the detection/segmentation checkpoints are removed;
+* the ``backbone.`` part of the detection/segmentation checkpoints;
 * the classification layout (``patch_embed.*``, ``layers.*``, ``classifier.norm``,
   ``classifier.head``), the dense ``Backbone_VSSM`` layout (``outnorm{i}``) and the
   legacy names that VMamba's own ``_load_from_state_dict`` renames:
@@ -26,122 +25,22 @@ Either way a 1000-class model gives the official logits.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from medcam.checkpoint import backbone_weights, is_medcam_checkpoint
 from medcam.errors import CheckpointError
+from medcam.state_dict import WeightsReport, load_weights
 
 from .configs import ALIASES, CONFIGS, VMambaConfig, get_config
 
-__all__ = ["LoadReport", "read_checkpoint", "to_official_layout", "load_official_checkpoint", "download_official",
-           "guess_config"]
+__all__ = ["OfficialKeys", "to_official_layout", "load_official_checkpoint", "download_official", "guess_config"]
 
 _LINEAR_SUFFIXES = ("op.in_proj.weight", "op.out_proj.weight", "mlp.fc1.weight", "mlp.fc2.weight",
                     "downsample.reduction.weight", "classifier.head.weight")
-
-
-@dataclass
-class LoadReport:
-    """What :func:`load_official_checkpoint` did.
-
-    Attributes:
-        loaded: model keys that received a checkpoint tensor.
-        initialized: model keys the checkpoint does not hold, left as initialized
-            (only level norms ``outnorm{i}`` a classification checkpoint cannot have,
-            or what ``strict=False`` let through).
-        ignored: checkpoint keys (official names) with no place in this model
-            (e.g. ``classifier.head.*`` when loading a bare backbone).
-        notes: adaptations made (renamed legacy keys, input-channel conversion, ...).
-    """
-
-    loaded: list[str] = field(default_factory=list)
-    initialized: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        parts = [f"loaded {len(self.loaded)} tensors"]
-        if self.initialized:
-            parts.append(f"kept the initial value of {len(self.initialized)} ({_short(self.initialized)})")
-        if self.ignored:
-            parts.append(f"ignored {len(self.ignored)} checkpoint tensors ({_short(self.ignored)})")
-        return "; ".join(parts + self.notes)
-
-
-def _short(keys: list[str], n: int = 4) -> str:
-    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n})" if len(keys) > n else "")
-
-
-# ---------------------------------------------------------------------- reading
-def _inert(cls: type, *args: Any, **kwargs: Any) -> OrderedDict:
-    return OrderedDict()
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """``torch.load(path, weights_only=True)``, tolerating foreign pickled objects.
-
-    Official VMamba checkpoints also pickle their training config (a yacs
-    ``CfgNode``) and sometimes argparse namespaces. Such classes are replaced by
-    an inert stand-in that becomes an empty or plain ``OrderedDict``: their code
-    is never imported or run, and tensors load as usual.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VMamba checkpoint '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not zipfile.is_zipfile(path):
-            raise CheckpointError(f"'{path}' is not a readable PyTorch checkpoint ({err}); a legacy (non-zip) file "
-                                  f"holding objects other than tensors must be re-saved with "
-                                  f"torch.save(ckpt['model'], ...)") from err
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        stand_ins = [(type(f"Inert[{name}]", (), {"__new__": _inert}), name) for name in names]
-        try:
-            with torch.serialization.safe_globals(stand_ins):
-                return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err2:
-            raise CheckpointError(f"cannot read '{path}' without running code from it ({err2}); "
-                                  f"foreign objects in it: {', '.join(names) or 'none'}") from err2
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch checkpoint: {err}") from err
-
-
-def _unwrap(obj: Any, where: str, key: str | None = None, medcam_backbone: bool = False) -> dict[str, Tensor]:
-    """The state dict inside a checkpoint object (under ``key`` when given).
-
-    A medcam checkpoint (:func:`medcam.save`) is accepted only with ``medcam_backbone``
-    (loading a bare backbone): its ``backbone.*`` weights, already in this layout.
-    """
-    if is_medcam_checkpoint(obj):
-        if not medcam_backbone:
-            raise CheckpointError(f"{where} is a medcam checkpoint, not an official VMamba one: use medcam.load()")
-        return backbone_weights(obj, where)
-    if key is not None:
-        if not isinstance(obj, Mapping) or key not in obj:
-            found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-            raise CheckpointError(f"{where} has no '{key}' entry (found {found})")
-        obj = obj[key]
-    elif isinstance(obj, Mapping):
-        for key in ("model", "state_dict", "model_ema"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, Tensor) for v in inner.values()):
-                obj = inner
-                break
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
-        keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"{where}: expected a state dict (or a mapping with one under 'model'/'state_dict'), "
-                              f"found {keys}")
-    return {str(k): v for k, v in obj.items()}
 
 
 # ---------------------------------------------------------------------- layout
@@ -160,9 +59,6 @@ def to_official_layout(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, Tens
     """
     sd = dict(state_dict)
     notes: list[str] = []
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-        notes.append("removed the 'module.' prefix")
     if not any(k.startswith("patch_embed.") for k in sd) and any(k.startswith("backbone.patch_embed.") for k in sd):
         other = [k for k in sd if not k.startswith("backbone.")]
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
@@ -257,19 +153,19 @@ def download_official(config: str | VMambaConfig, progress: bool = True) -> Path
     return target
 
 
-def _state_dict_of(source: Any, key: str | None = None,
-                   medcam_backbone: bool = False) -> tuple[dict[str, Tensor], str]:
+def _resolve(source: Any) -> tuple[Any, str | None]:
+    """``(path or state dict, how to name it)``: a configuration name gives its downloaded official file."""
     if isinstance(source, Mapping):
-        return _unwrap(source, "the given state dict", key, medcam_backbone), "the given state dict"
+        return source, None
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if not Path(text).exists() and (text in CONFIGS or text in ALIASES):
+        if Path(text).exists():
+            return text, None
+        if text in CONFIGS or text in ALIASES:
             path = download_official(text)
-            return _unwrap(read_checkpoint(path), f"'{path}'", key), f"official '{text}' checkpoint"
-        if not Path(text).exists():
-            raise FileNotFoundError(f"VMamba checkpoint '{text}' does not exist (or give a configuration name "
-                                    f"to download its official weights: {', '.join(CONFIGS)})")
-        return _unwrap(read_checkpoint(text), f"'{text}'", key, medcam_backbone), f"'{text}'"
+            return path, f"the official '{text}' checkpoint ('{path}')"
+        raise FileNotFoundError(f"VMamba checkpoint '{text}' does not exist (or give a configuration name "
+                                f"to download its official weights: {', '.join(CONFIGS)})")
     raise CheckpointError(f"expected a checkpoint path, a configuration name or a state dict, "
                           f"got {type(source).__name__}")
 
@@ -281,6 +177,83 @@ def _adapt_in_chans(weight: Tensor, in_chans: int) -> Tensor:
         return weight.sum(dim=1, keepdim=True)
     reps = -(-in_chans // weight.shape[1])
     return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
+
+
+class OfficialKeys:
+    """Key converter (:data:`medcam.state_dict.Converter`): any accepted VMamba layout into ``model``'s keys.
+
+    Official keys with a place in ``model`` are renamed (see the module docstring; the stem is
+    adapted to the backbone's ``in_chans``), the others keep their official names, so the core
+    reports them as unexpected unless :meth:`allowed_unexpected` lets them go.
+    """
+
+    def __init__(self, model: nn.Module, backbone: Any, prefix: str, head: nn.Module | None, include_head: bool):
+        self.model, self.backbone, self.prefix, self.head = model, backbone, prefix, head
+        self.include_head = include_head
+        self.head_prefix = "head." if prefix else ""
+        self.head_has_norm = head is not None and isinstance(getattr(head, "norm", None), nn.LayerNorm)
+        self.loads_fc = head is not None and include_head and isinstance(getattr(head, "fc", None), nn.Linear)
+        self.official: dict[str, Tensor] = {}
+        self.notes: list[str] = []
+
+    def _mapping(self, sd: Mapping[str, Tensor]) -> dict[str, str]:
+        """Official key -> model key."""
+        mapping: dict[str, str] = {}
+        norm_keys = ("classifier.norm.weight", "classifier.norm.bias")
+        if self.backbone is not None:
+            mapping.update({k: self.prefix + k for k in self.backbone.state_dict()})
+            if self.backbone.out_indices[-1] == 3 and self.backbone.out_norm and not self.head_has_norm \
+                    and not any(k.startswith("outnorm3.") for k in sd):
+                mapping.update({k: f"{self.prefix}outnorm3.{k.rsplit('.', 1)[1]}" for k in norm_keys})
+        if self.head_has_norm:
+            mapping.update({k: f"{self.head_prefix}norm.{k.rsplit('.', 1)[1]}" for k in norm_keys})
+        if self.loads_fc:
+            mapping.update({f"classifier.head.{kind}": f"{self.head_prefix}fc.{kind}" for kind in ("weight", "bias")})
+        return mapping
+
+    def __call__(self, state: dict[str, Tensor], reference: Mapping[str, Any]) -> dict[str, Tensor]:
+        self.official, self.notes = to_official_layout(state)
+        mapping = self._mapping(self.official)
+        out: dict[str, Tensor] = {}
+        for key, value in self.official.items():
+            target = mapping.get(key)
+            if target is None or target not in reference:
+                out[key] = value  # no place in the model: unexpected, or allowed to go
+                continue
+            expected = reference[target]
+            if key == "patch_embed.0.weight" and value.shape[1] != self.backbone.in_chans \
+                    and value.shape[0] == expected[0] and value.shape[2:] == expected[2:]:
+                value = _adapt_in_chans(value, self.backbone.in_chans)
+                self.notes.append(f"converted the stem from {self.official[key].shape[1]} to "
+                                  f"{self.backbone.in_chans} input channels")
+            out[target] = value
+        return out
+
+    def allowed_missing(self) -> list[str]:
+        """Model keys the checkpoint need not fill: level norms a classification file cannot have, and
+        what no official key maps to (a head left out by ``include_head=False``)."""
+        covered = set(self._mapping({}).values()) | {f"{self.prefix}outnorm3.{k}" for k in ("weight", "bias")}
+        return [f"{self.prefix}outnorm[0-9].*"] + [k for k in self.model.state_dict() if k not in covered]
+
+    def allowed_unexpected(self) -> list[str]:
+        """Checkpoint keys that may go: everything but the classifier into a head alone, dense-task
+        level norms, and the official classifier unless the head is to be loaded."""
+        if self.backbone is None:
+            return ["*"]
+        return ["outnorm[0-9].*"] + ([] if self.head is not None and self.include_head else ["classifier.*"])
+
+    def hint(self, report: WeightsReport) -> str:
+        """The error's advice: what the checkpoint is, and what to change."""
+        parts = [f"The checkpoint is {guess_config(self.official)}"]
+        if report.mismatched:
+            parts.append("build the model with the matching configuration")
+            if any(m.startswith(f"{self.head_prefix}fc.") for m in report.mismatched):
+                parts.append("for a different number of classes pass include_head=False")
+            return "; ".join(parts)
+        if any(k.startswith("classifier.") for k in report.unexpected):
+            parts.append("the official classifier needs the vmamba_classifier head, or a linear head on a "
+                         "backbone with out_norm=True (or pass include_head=False)")
+        return "; ".join(parts + ["pass strict=False to load what fits"])
 
 
 def _targets(model: nn.Module) -> tuple[Any, str, nn.Module | None]:
@@ -301,7 +274,7 @@ def _targets(model: nn.Module) -> tuple[Any, str, nn.Module | None]:
 
 
 def load_official_checkpoint(model: nn.Module, source: Any, *, include_head: bool = True, strict: bool = True,
-                             key: str | None = None) -> LoadReport:
+                             key: str | None = None) -> WeightsReport:
     """Load an official VMamba checkpoint into ``model``.
 
     Args:
@@ -317,13 +290,13 @@ def load_official_checkpoint(model: nn.Module, source: Any, *, include_head: boo
         strict: every backbone parameter (except level norms ``outnorm{i}`` the
             checkpoint cannot have) and every checkpoint tensor must find its place;
             otherwise :class:`~medcam.errors.CheckpointError` lists what does not fit.
-        key: the entry of the checkpoint file holding the weights; ``None`` takes
-            ``"model"`` (what VMamba's own loaders use), else ``"state_dict"``, else
-            ``"model_ema"``, else the file itself; ``"model_ema"`` picks the EMA weights
-            the official training also saves.
+        key: the entry of the checkpoint file holding the weights; ``None`` takes the first of
+            ``"state_dict"``, ``"model"`` (what the official training saves), ``"model_ema"``,
+            else the file itself (:func:`medcam.state_dict.unwrap_state_dict`); ``"model_ema"``
+            picks the EMA weights the official training also saves.
 
     Returns:
-        a :class:`LoadReport`.
+        a :class:`medcam.state_dict.WeightsReport`.
 
     Example::
 
@@ -332,77 +305,10 @@ def load_official_checkpoint(model: nn.Module, source: Any, *, include_head: boo
         medcam_vmamba.load_official_checkpoint(model, "vssm1_tiny_0230s_ckpt_epoch_264.pth")
     """
     backbone, prefix, head = _targets(model)
-    # a saved medcam model's backbone goes into a bare backbone (checkpoint_path=, benchmark init_from)
-    raw, where = _state_dict_of(source, key, medcam_backbone=backbone is model)
-    sd, notes = to_official_layout(raw)
-    report = LoadReport(notes=list(notes))
-    own = model.state_dict()
-    mapping: dict[str, str] = {}  # official key -> model key
-
-    norm_keys = ("classifier.norm.weight", "classifier.norm.bias")
-    head_has_norm = head is not None and isinstance(getattr(head, "norm", None), nn.LayerNorm)
-    if backbone is not None:
-        for key in backbone.state_dict():
-            mapping[key] = prefix + key
-        last = backbone.out_indices[-1]
-        if last == 3 and backbone.out_norm and not head_has_norm and not any(k.startswith("outnorm3.") for k in sd):
-            mapping.update({k: f"{prefix}outnorm3.{k.rsplit('.', 1)[1]}" for k in norm_keys})
-    head_prefix = "head." if prefix else ""
-    if head is not None:
-        if head_has_norm:
-            mapping.update({k: f"{head_prefix}norm.{k.rsplit('.', 1)[1]}" for k in norm_keys})
-        if include_head and isinstance(getattr(head, "fc", None), nn.Linear):
-            mapping.update({f"classifier.head.{kind}": f"{head_prefix}fc.{kind}" for kind in ("weight", "bias")})
-
-    mismatched: list[str] = []
-    new_state: dict[str, Tensor] = {}
-    for key, value in sd.items():
-        target = mapping.get(key)
-        if target is None or target not in own:
-            report.ignored.append(key)
-            continue
-        expected = own[target]
-        if key == "patch_embed.0.weight" and backbone is not None and value.shape[1] != backbone.in_chans \
-                and value.shape[0] == expected.shape[0] and value.shape[2:] == expected.shape[2:]:
-            value = _adapt_in_chans(value, backbone.in_chans)
-            report.notes.append(f"converted the stem from {sd[key].shape[1]} to {backbone.in_chans} input channels")
-        if tuple(value.shape) != tuple(expected.shape):
-            mismatched.append(f"{key}: checkpoint {tuple(value.shape)}, model {tuple(expected.shape)}")
-            continue
-        new_state[target] = value.to(expected.dtype)
-    report.loaded = sorted(new_state)
-    targets = set(mapping.values()) & set(own)
-    missing = sorted(t for t in targets if t not in new_state)
-    report.initialized = missing
-    fatal_missing = [t for t in missing if not re.match(rf"^{re.escape(prefix)}outnorm\d\.", t)]
-
-    def fits_nowhere(key: str) -> bool:
-        """A checkpoint tensor this model cannot hold although it should."""
-        if backbone is None:  # a head alone takes only the classifier
-            return False
-        if re.match(r"^outnorm\d\.", key):  # dense-task level norms the model does not use
-            return False
-        if key.startswith("classifier."):  # the official classifier, wanted when the head is loaded
-            return head is not None and include_head
-        return True
-
-    unexpected = [k for k in report.ignored if fits_nowhere(k)]
-    if mismatched:
-        raise CheckpointError(f"{where} does not fit this model ({len(mismatched)} shape mismatches: "
-                              f"{_short(mismatched, 3)}). The checkpoint is {guess_config(sd)}; "
-                              f"build the model with the matching configuration"
-                              + ("; for a different number of classes pass include_head=False"
-                                 if any(m.startswith("classifier.head") for m in mismatched) else ""))
-    if strict and (fatal_missing or unexpected):
-        problems = []
-        if fatal_missing:
-            problems.append(f"missing {len(fatal_missing)} model tensors ({_short(fatal_missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} checkpoint tensors have no place in the model ({_short(unexpected)})")
-            if any(k.startswith("classifier.") for k in unexpected):
-                problems.append("the official classifier needs the vmamba_classifier head, or a linear head on a "
-                                "backbone with out_norm=True (or pass include_head=False)")
-        raise CheckpointError(f"{where} does not fit this model: {'; '.join(problems)}. "
-                              f"The checkpoint is {guess_config(sd)}; pass strict=False to load what fits")
-    model.load_state_dict(new_state, strict=False)
+    source, origin = _resolve(source)
+    keys = OfficialKeys(model, backbone, prefix, head, include_head)
+    report = load_weights(model, source, what="this model", convert=keys, entry=key, origin=origin, strict=strict,
+                          allow_missing=keys.allowed_missing(), allow_unexpected=keys.allowed_unexpected(),
+                          medcam_checkpoints=backbone is model, hint=keys.hint)
+    report.notes[:0] = keys.notes
     return report
