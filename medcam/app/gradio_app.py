@@ -134,8 +134,7 @@ def build_app(explainer: Any, *, checkpoint: str | None = None, title: str = "me
     if current not in methods:
         methods = [current, *methods]
     has_mask = explainer.segmenter is not None
-    # a map of what the segmenter looked at needs learned layers (not the training-free lung_fields)
-    has_seg_map = has_mask and any(p.requires_grad for p in explainer.segmenter.parameters())
+    has_seg_map = explainer.segmenter_has_maps
     seg_current = explainer.segmenter_method_label or NO_METHOD
     seg_methods = [NO_METHOD, *(m for m in methods if m not in CLASSIFIER_HEAD_METHODS)]
 

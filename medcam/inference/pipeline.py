@@ -227,7 +227,7 @@ class Explainer:
 
         if self.segmenter is None:
             raise ValueError("segmenter_method needs a segmenter (--segmenter): it maps what the segmenter looked at")
-        if not any(p.requires_grad for p in self.segmenter.parameters()):
+        if not self.segmenter_has_maps:
             name = (self.segmenter.spec.get("segmenter") or {}).get("name", type(self.segmenter).__name__)
             raise ValueError(f"segmenter '{name}' has no learned layers, so it has no attribution map; "
                              f"segmenter maps need a trained segmenter (medcam train on a segmenter spec)")
@@ -239,6 +239,11 @@ class Explainer:
         if built.uses_layer:
             segmenter_layer(self.segmenter, None)
         return key
+
+    @property
+    def segmenter_has_maps(self) -> bool:
+        """A segmenter with learned layers, so an attribution map of what it looked at exists (not ``lung_fields``)."""
+        return self.segmenter is not None and any(p.requires_grad for p in self.segmenter.parameters())
 
     @property
     def segmenter_method_label(self) -> str | None:
